@@ -20,7 +20,11 @@ pub enum Error {
     },
     /// A template in a provider file uses an unknown variable or filter.
     #[error("provider `{provider}`, {file}: {message}")]
-    Template { provider: String, file: String, message: String },
+    Template {
+        provider: String,
+        file: String,
+        message: String,
+    },
     /// A host env var the bottle needs at start is not set.
     #[error("host environment variable `{var}` (needed by {needed_by}) is not set")]
     MissingHostVar { var: String, needed_by: String },

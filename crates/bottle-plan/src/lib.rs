@@ -8,6 +8,7 @@
 
 pub mod error;
 pub mod plan;
+pub mod provider;
 
 pub use error::{Error, Result};
 pub use plan::*;

@@ -140,7 +140,10 @@ pub enum EnvSource {
     /// A literal from the manifest or provider (not secret).
     Literal { value: String },
     /// `${VAR}` / `${VAR:-default}` from the host environment at start.
-    HostVar { var: String, default: Option<String> },
+    HostVar {
+        var: String,
+        default: Option<String>,
+    },
     /// `?prompt`: asked on the terminal at start, never stored.
     Prompt,
     /// The placeholder standing in for a credential the proxy injects.
@@ -240,7 +243,10 @@ pub struct GitPlan {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum GitCredentialPlan {
     /// A private key file on the host.
-    Identity { key_file: PathBuf, known_hosts: PathBuf },
+    Identity {
+        key_file: PathBuf,
+        known_hosts: PathBuf,
+    },
     /// A deploy key minted at start through the forge's API and revoked at teardown.
     Provisioned {
         forge: Forge,
