@@ -6,6 +6,8 @@
 //!   escape sequences that show it (title, OSC 4/11 tints) and take it away again.
 //! * [`guard`]: [`IdentityGuard`], which emits those sequences and guarantees the reset on every
 //!   exit path: drop, `?`, panic, SIGINT/SIGTERM/SIGHUP.
+//! * [`modal`]: the start modal asking for the label and colour.
+//! * [`attach`]: raw mode for the user's TTY.
 //!
 //! The crate depends on no other bot-bottle crate so the CLI and backends can share it freely.
 
@@ -13,6 +15,7 @@ pub mod attach;
 pub mod color;
 pub mod guard;
 pub mod identity;
+pub mod modal;
 
 pub use color::{Color, Rgb, COLOR_NAMES};
 pub use guard::{IdentityGuard, Resetter};

@@ -1,4 +1,6 @@
-//! Integration suites: exit paths of the identity guard in a child process.
+//! Integration suites: exit paths of the identity guard in a child process, and the start
+//! modal driven through tmux.
+mod modal_tmux;
 mod signals;
 
 /// The test-helper binary built from this crate.
