@@ -6,9 +6,12 @@
 //! come from), the human and JSON renderings of a plan, and the start-time step that resolves
 //! the references into a [`bottle_config::SidecarConfig`] and the agent's environment.
 
+pub mod build;
 pub mod error;
 pub mod plan;
 pub mod provider;
+pub mod render;
 
+pub use build::{build, Input, Overrides};
 pub use error::{Error, Result};
 pub use plan::*;

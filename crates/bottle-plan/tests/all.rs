@@ -1,0 +1,3 @@
+//! Integration tests of bottle-plan (one binary; cases live in `suite/`).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+mod suite;
