@@ -11,6 +11,7 @@ pub mod error;
 pub mod plan;
 pub mod provider;
 pub mod render;
+pub mod resolve;
 
 pub use build::{build, Input, Overrides};
 pub use error::{Error, Result};

@@ -1,3 +1,8 @@
 //! Integration tests of bottle-plan (one binary; cases live in `suite/`).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 mod suite;
