@@ -7,7 +7,7 @@
 //! * [`guard`]: [`IdentityGuard`], which emits those sequences and guarantees the reset on every
 //!   exit path: drop, `?`, panic, SIGINT/SIGTERM/SIGHUP.
 //! * [`modal`]: the start modal asking for the label and colour.
-//! * [`attach`]: raw mode for the user's TTY.
+//! * [`attach`]: raw mode, the stdin/stdout <-> agent byte pump, and window-size events.
 //!
 //! The crate depends on no other bot-bottle crate so the CLI and backends can share it freely.
 
@@ -38,6 +38,15 @@ pub enum Error {
     /// Putting the terminal into or out of raw mode / the alternate screen failed.
     #[error("terminal mode: {0}")]
     Terminal(#[source] std::io::Error),
+    /// Copying bytes between the user's terminal and the agent failed.
+    #[error("attach stream ({direction}): {source}")]
+    Pump {
+        /// Which way the bytes were going.
+        direction: &'static str,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
     /// Installing the SIGINT/SIGTERM/SIGHUP handlers failed.
     #[error("installing signal handlers for the terminal reset: {0}")]
     SignalHooks(#[source] std::io::Error),

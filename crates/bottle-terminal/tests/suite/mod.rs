@@ -1,5 +1,6 @@
-//! Integration suites: exit paths of the identity guard in a child process, and the start
-//! modal driven through tmux.
+//! Integration suites: exit paths of the identity guard in a child process, the start modal
+//! driven through tmux, and the attach pump / resize events.
+mod attach;
 mod modal_tmux;
 mod signals;
 
