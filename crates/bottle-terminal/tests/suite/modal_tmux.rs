@@ -3,93 +3,37 @@
 //! the demo writes is asserted.
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
 use std::time::Duration;
 
+use super::tmux::{Tmux, POLLS};
 use super::DEMO;
 
-/// Generous bound on polls (10 ms apart) for the screen or the result file to appear.
-const POLLS: usize = 3000;
-
-struct Tmux {
-    dir: tempfile::TempDir,
-    sock: PathBuf,
+/// A modal run: the tmux session and where the demo writes its result.
+struct Modal {
+    t: Tmux,
+    _dir: tempfile::TempDir,
     out: PathBuf,
 }
 
-impl Tmux {
-    /// Starts `bottle-terminal-demo modal <out> <args…>` in its own tmux server.
-    fn start(args: &[&str]) -> Tmux {
+impl std::ops::Deref for Modal {
+    type Target = Tmux;
+    fn deref(&self) -> &Tmux {
+        &self.t
+    }
+}
+
+impl Modal {
+    /// Starts `bottle-terminal-demo modal <out> <args…>`.
+    fn start(args: &[&str]) -> Modal {
         let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("tmux.sock");
         let out = dir.path().join("result.json");
-        let t = Tmux { dir, sock, out };
-        let mut cmd = vec![DEMO.to_owned(), "modal".into(), t.out.display().to_string()];
+        let mut cmd = vec![DEMO.to_owned(), "modal".into(), out.display().to_string()];
         cmd.extend(args.iter().map(|a| (*a).to_owned()));
-        let o = t.tmux(
-            &[
-                &[
-                    "-f",
-                    "/dev/null",
-                    "new-session",
-                    "-d",
-                    "-x",
-                    "100",
-                    "-y",
-                    "30",
-                    "--",
-                ][..],
-                &cmd.iter().map(String::as_str).collect::<Vec<_>>()[..],
-            ]
-            .concat(),
-        );
-        assert!(
-            o.status.success(),
-            "tmux new-session: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        t
-    }
-
-    fn tmux(&self, args: &[&str]) -> Output {
-        Command::new("tmux")
-            .arg("-S")
-            .arg(&self.sock)
-            .args(args)
-            .env_remove("TMUX")
-            .env_remove("NO_COLOR")
-            .output()
-            .unwrap()
-    }
-
-    fn screen(&self, escapes: bool) -> String {
-        let args: &[&str] = if escapes {
-            &["capture-pane", "-p", "-e"]
-        } else {
-            &["capture-pane", "-p"]
-        };
-        String::from_utf8_lossy(&self.tmux(args).stdout).into_owned()
-    }
-
-    fn wait_for(&self, text: &str) -> String {
-        for _ in 0..POLLS {
-            let s = self.screen(false);
-            if s.contains(text) {
-                return s;
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        Modal {
+            t: Tmux::start(&cmd, false),
+            _dir: dir,
+            out,
         }
-        panic!("{text:?} never appeared; screen:\n{}", self.screen(false));
-    }
-
-    fn keys(&self, keys: &[&str]) {
-        let o = self.tmux(&[&["send-keys"][..], keys].concat());
-        assert!(o.status.success());
-    }
-
-    fn type_text(&self, text: &str) {
-        let o = self.tmux(&["send-keys", "-l", text]);
-        assert!(o.status.success());
     }
 
     fn result(&self) -> serde_json::Value {
@@ -99,13 +43,7 @@ impl Tmux {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!("no result file in {}", self.dir.path().display());
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = self.tmux(&["kill-server"]);
+        panic!("no result file at {}", self.out.display());
     }
 }
 
@@ -115,7 +53,7 @@ fn selected_line(screen: &str) -> Option<&str> {
 
 #[test]
 fn typing_replaces_the_suggestion_then_down_enter_picks_red() {
-    let t = Tmux::start(&["alice"]);
+    let t = Modal::start(&["alice"]);
     t.wait_for("Label: alice");
     t.type_text("bob");
     let s = t.wait_for("Label: bob");
@@ -151,7 +89,7 @@ fn typing_replaces_the_suggestion_then_down_enter_picks_red() {
 
 #[test]
 fn enter_first_accepts_the_default_and_preset_colour() {
-    let t = Tmux::start(&["alice", "magenta"]);
+    let t = Modal::start(&["alice", "magenta"]);
     t.wait_for("Label: alice");
     t.keys(&["Enter"]);
     let s = t.wait_for("Colour for alice");
@@ -165,7 +103,7 @@ fn enter_first_accepts_the_default_and_preset_colour() {
 
 #[test]
 fn s_skips_the_colour() {
-    let t = Tmux::start(&["alice"]);
+    let t = Modal::start(&["alice"]);
     t.wait_for("Label: alice");
     t.type_text("carol");
     t.wait_for("Label: carol");
@@ -180,7 +118,7 @@ fn s_skips_the_colour() {
 
 #[test]
 fn esc_in_the_label_step_cancels() {
-    let t = Tmux::start(&["alice"]);
+    let t = Modal::start(&["alice"]);
     t.wait_for("Label: alice");
     t.keys(&["Escape"]);
     assert_eq!(
@@ -191,7 +129,7 @@ fn esc_in_the_label_step_cancels() {
 
 #[test]
 fn backspace_first_clears_then_typing_edits() {
-    let t = Tmux::start(&["alice"]);
+    let t = Modal::start(&["alice"]);
     t.wait_for("Label: alice");
     t.keys(&["BSpace"]);
     t.wait_for("Enter accept · Esc cancel · Ctrl-U clear");
