@@ -8,7 +8,9 @@
 //! on a dedicated thread (signal-hook's self-pipe iterator, so no work happens in signal
 //! context): it writes the active guard's reset, restores the TTY from raw mode if
 //! [`crate::attach::RawMode`] put it there, and exits with `128 + signo` — the status a shell
-//! reports for a process killed by that signal. A caller that wants to do its own teardown on
+//! reports for a process killed by that signal. The handler stays for the rest of the process
+//! (signal handlers cannot be cleanly removed): after the guard is dropped a signal still exits
+//! with `128 + signo`, like the default action, just without a reset to write. A caller that wants to do its own teardown on
 //! signals (e.g. remove containers) should use [`IdentityGuard::new`] and call
 //! [`Resetter::reset`] from its own handler instead.
 
