@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A whole `bottle.yaml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Schema version; only `1` exists.
@@ -43,7 +44,7 @@ pub struct Manifest {
 }
 
 /// `docker | smolvm | apple-container`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     #[default]
@@ -64,7 +65,7 @@ impl BackendKind {
 }
 
 /// The `agent:` block.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// `claude`, `codex`, or the name of a user provider.
@@ -84,7 +85,7 @@ pub struct AgentSpec {
 }
 
 /// One `git:` entry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GitEntry {
     /// Served at `/<name>.git` on the gate. `[A-Za-z0-9._-]`.
@@ -115,7 +116,7 @@ pub struct GitEntry {
 }
 
 /// `provisioned_key:` — a per-bottle deploy key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProvisionedKey {
     pub forge: Forge,
@@ -133,7 +134,7 @@ fn default_true() -> bool {
 }
 
 /// Supported forges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Forge {
     Gitea,
@@ -142,7 +143,7 @@ pub enum Forge {
 }
 
 /// One `egress:` route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EgressRoute {
     /// `api.github.com` or `*.npmjs.org`.
@@ -167,7 +168,7 @@ pub struct EgressRoute {
 }
 
 /// `intercept | passthrough`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RouteTls {
     Intercept,
@@ -175,7 +176,7 @@ pub enum RouteTls {
 }
 
 /// `auth:` on a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteAuth {
     pub scheme: AuthSchemeName,
@@ -187,7 +188,7 @@ pub struct RouteAuth {
 }
 
 /// `bearer | basic | header`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthSchemeName {
     Bearer,
@@ -196,7 +197,7 @@ pub enum AuthSchemeName {
 }
 
 /// `supervise:`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuperviseSpec {
     /// How long a waiting request waits for the operator: `90s`, `10m`, `1h`. Default 10m.
