@@ -1,0 +1,3 @@
+pub mod harness;
+mod http;
+mod relay;
