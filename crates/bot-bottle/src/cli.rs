@@ -7,7 +7,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Run AI coding agents in bottles: isolated guests whose only way out is a sidecar holding
 /// your credentials, relaying git with keys the agent never sees, and asking you for approvals.
 #[derive(Debug, Parser)]
-#[command(name = "bot-bottle", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "bot-bottle",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -24,8 +24,11 @@ impl std::error::Error for Failure {}
 
 /// A subcommand's machinery that has not landed yet: says so plainly, exits 3.
 pub fn not_available(what: &str, why: &str) -> anyhow::Error {
-    anyhow::Error::new(Failure { code: 3, hint: Some(why.to_string()) })
-        .context(format!("`{what}` is not available in this build"))
+    anyhow::Error::new(Failure {
+        code: 3,
+        hint: Some(why.to_string()),
+    })
+    .context(format!("`{what}` is not available in this build"))
 }
 
 /// What a command returns: the process exit code.
@@ -38,8 +41,11 @@ pub fn run(f: impl FnOnce() -> Outcome) -> ExitCode {
         Err(err) => {
             let mut stderr = std::io::stderr().lock();
             let failure = err.chain().find_map(|e| e.downcast_ref::<Failure>());
-            let msg: Vec<String> =
-                err.chain().filter(|e| e.downcast_ref::<Failure>().is_none()).map(|e| e.to_string()).collect();
+            let msg: Vec<String> = err
+                .chain()
+                .filter(|e| e.downcast_ref::<Failure>().is_none())
+                .map(|e| e.to_string())
+                .collect();
             let _ = writeln!(stderr, "bot-bottle: {}", msg.join(": "));
             if let Some(h) = failure.and_then(|f| f.hint.as_ref()) {
                 let _ = writeln!(stderr, "hint: {h}");

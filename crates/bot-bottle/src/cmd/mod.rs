@@ -1,6 +1,8 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
 mod completions;
+mod list;
+mod logs;
 mod plan;
 mod providers;
 
@@ -13,17 +15,85 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Plan(a) => plan::run(a),
         Command::Providers => providers::run(),
         Command::Completions(a) => completions::run(a),
-        Command::Start(_) => Err(not_available("start", "the docker backend has not landed in this build")),
-        Command::List(_) => Err(not_available("list", "the state store has not landed in this build")),
-        Command::Attach(_) => Err(not_available("attach", "the docker backend has not landed in this build")),
-        Command::Resume(_) => Err(not_available("resume", "the docker backend has not landed in this build")),
-        Command::Stop(_) => Err(not_available("stop", "the docker backend has not landed in this build")),
-        Command::Rm(_) => Err(not_available("rm", "the docker backend has not landed in this build")),
-        Command::Logs(_) => Err(not_available("logs", "the state store has not landed in this build")),
-        Command::Supervise => Err(not_available("supervise", "the supervise console has not landed in this build")),
+        Command::Start(_) => Err(not_available(
+            "start",
+            "the docker backend has not landed in this build",
+        )),
+        Command::List(a) => list::run(a),
+        Command::Attach(_) => Err(not_available(
+            "attach",
+            "the docker backend has not landed in this build",
+        )),
+        Command::Resume(_) => Err(not_available(
+            "resume",
+            "the docker backend has not landed in this build",
+        )),
+        Command::Stop(_) => Err(not_available(
+            "stop",
+            "the docker backend has not landed in this build",
+        )),
+        Command::Rm(_) => Err(not_available(
+            "rm",
+            "the docker backend has not landed in this build",
+        )),
+        Command::Logs(a) => logs::run(a),
+        Command::Supervise => Err(not_available(
+            "supervise",
+            "the supervise console has not landed in this build",
+        )),
         Command::Requests(_) | Command::Approve(_) | Command::Deny(_) | Command::Answer(_) => {
-            Err(not_available("requests", "the supervise control API has not landed in this build"))
+            Err(not_available(
+                "requests",
+                "the supervise control API has not landed in this build",
+            ))
         }
-        Command::Doctor(_) => Err(not_available("doctor", "the docker backend has not landed in this build")),
+        Command::Doctor(_) => Err(not_available(
+            "doctor",
+            "the docker backend has not landed in this build",
+        )),
+    }
+}
+
+/// The state home (`$BOT_BOTTLE_HOME` or `~/.bot-bottle`).
+pub fn home() -> anyhow::Result<bottle_state::Home> {
+    Ok(bottle_state::Home::from_env()?)
+}
+
+/// Finds a bottle by slug, unique slug prefix, or label.
+pub fn find_bottle(home: &bottle_state::Home, name: &str) -> anyhow::Result<String> {
+    let entries = bottle_state::list(home)?;
+    let slugs: Vec<(String, Option<String>)> = entries
+        .iter()
+        .map(|e| match e {
+            Ok(m) => (m.slug.clone(), m.label.clone()),
+            Err((slug, _)) => (slug.clone(), None),
+        })
+        .collect();
+    if let Some((s, _)) = slugs.iter().find(|(s, _)| s == name) {
+        return Ok(s.clone());
+    }
+    let matches: Vec<&String> = slugs
+        .iter()
+        .filter(|(s, l)| s.starts_with(name) || l.as_deref() == Some(name))
+        .map(|(s, _)| s)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(anyhow::Error::new(crate::exit::Failure {
+            code: 1,
+            hint: Some("`bot-bottle list` shows the bottles there are".into()),
+        })
+        .context(format!("no bottle named `{name}`"))),
+        many => Err(anyhow::Error::new(crate::exit::Failure {
+            code: 1,
+            hint: Some(format!(
+                "it matches {}; give more of the slug",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        })
+        .context(format!("`{name}` is ambiguous"))),
     }
 }

@@ -21,8 +21,10 @@ pub fn bot_home() -> anyhow::Result<PathBuf> {
 
 /// Loads and validates a manifest, making its path absolute.
 pub fn load_manifest(path: &Path) -> anyhow::Result<(bottle_manifest::Manifest, PathBuf)> {
-    let abs = std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
-    let text = std::fs::read_to_string(&abs).with_context(|| format!("cannot read {}", abs.display()))?;
+    let abs =
+        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&abs).with_context(|| format!("cannot read {}", abs.display()))?;
     let m: bottle_manifest::Manifest =
         serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", abs.display()))?;
     Ok((m, abs))
@@ -49,7 +51,11 @@ pub fn run(a: PlanArgs) -> Outcome {
         },
         host_env: &env,
     })?;
-    let text = if a.json { render::json(&plan)? } else { render::human(&plan) };
+    let text = if a.json {
+        render::json(&plan)?
+    } else {
+        render::human(&plan)
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     if a.json {
