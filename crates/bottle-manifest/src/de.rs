@@ -308,6 +308,15 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.kind {
+            // `skills:` with nothing under it (e.g. every item commented out) is an empty list.
+            _ if self.node.is_null() => {
+                let r = visitor.visit_seq(SeqDe {
+                    items: [].iter(),
+                    index: 0,
+                    path: &self.path,
+                });
+                self.wrap(r)
+            }
             Kind::Seq(items) => {
                 let r = visitor.visit_seq(SeqDe {
                     items: items.iter(),
@@ -339,6 +348,15 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match &self.node.kind {
+            // `env:` with nothing under it is an empty mapping.
+            _ if self.node.is_null() => {
+                let r = visitor.visit_map(MapDe {
+                    entries: [].iter(),
+                    value: None,
+                    path: &self.path,
+                });
+                self.wrap(r)
+            }
             Kind::Map(entries) => {
                 let r = visitor.visit_map(MapDe {
                     entries: entries.iter(),

@@ -93,7 +93,7 @@ fn parse_tree(source: &str, file: &Path) -> Result<yaml::Node> {
 }
 
 /// A manifest read from disk, with what is needed to resolve its relative paths.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Loaded {
     pub manifest: Manifest,
     /// The manifest file as given.
@@ -102,6 +102,17 @@ pub struct Loaded {
     pub dir: PathBuf,
     /// The manifest's text (for re-locating values in later errors).
     pub source: String,
+}
+
+// Not derived: `source` may hold literal env values; a debug log of a `Loaded` should not.
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field("path", &self.path)
+            .field("dir", &self.dir)
+            .field("source_len", &self.source.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Loaded {
@@ -182,6 +193,7 @@ pub fn check_files(loaded: &Loaded) -> Vec<Error> {
         _ => yaml::Node {
             mark: yaml::Mark { line: 1, col: 1 },
             kind: yaml::Kind::Map(Vec::new()),
+            height: 1,
         },
     };
     validate::referenced_files(&loaded.manifest)

@@ -47,6 +47,9 @@ impl Mark {
 pub(crate) struct Node {
     pub mark: Mark,
     pub kind: Kind,
+    /// Levels below and including this node (a scalar is 1). Kept so an alias cannot smuggle
+    /// nesting deeper than [`MAX_DEPTH`] past the check on the parser's own stack.
+    pub height: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -330,6 +333,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, Problem> {
                         text: text.into_owned(),
                         plain,
                     },
+                    height: 1,
                 };
                 b.finish(node, anchor)?;
             }
@@ -370,6 +374,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, Problem> {
                     }) => (
                         Node {
                             mark,
+                            height: 1 + items.iter().map(|n| n.height).max().unwrap_or(0),
                             kind: Kind::Seq(items),
                         },
                         anchor,
@@ -382,6 +387,11 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, Problem> {
                     }) => (
                         Node {
                             mark,
+                            height: 1 + entries
+                                .iter()
+                                .map(|(k, v)| k.height.max(v.height))
+                                .max()
+                                .unwrap_or(0),
                             kind: Kind::Map(entries),
                         },
                         anchor,
@@ -423,6 +433,13 @@ fn tag_problem(mark: Mark, tag: &Tag) -> Problem {
     )
 }
 
+fn too_deep(mark: Mark) -> Problem {
+    mark.problem(
+        format!("nesting is deeper than {MAX_DEPTH} levels"),
+        Some("a manifest needs only a few levels; flatten this structure".into()),
+    )
+}
+
 fn too_many(mark: Mark) -> Problem {
     mark.problem(
         format!("the manifest expands to more than {MAX_NODES} YAML nodes"),
@@ -443,10 +460,7 @@ fn syntax_hint(info: &str) -> String {
 impl Builder {
     fn push(&mut self, frame: Frame, mark: Mark) -> Result<(), Problem> {
         if self.stack.len() >= MAX_DEPTH {
-            return Err(mark.problem(
-                format!("nesting is deeper than {MAX_DEPTH} levels"),
-                Some("a manifest needs only a few levels; flatten this structure".into()),
-            ));
+            return Err(too_deep(mark));
         }
         self.nodes += 1;
         if self.nodes > MAX_NODES {
@@ -458,6 +472,9 @@ impl Builder {
 
     /// Attaches a completed node to its parent (or makes it the root).
     fn finish(&mut self, node: Node, anchor: usize) -> Result<(), Problem> {
+        if self.stack.len() + node.height > MAX_DEPTH + 1 {
+            return Err(too_deep(node.mark));
+        }
         if matches!(node.kind, Kind::Scalar { .. }) {
             self.nodes += 1;
             if self.nodes > MAX_NODES {
@@ -576,6 +593,19 @@ mod tests {
         }
         let p = parse(&block).unwrap_err();
         assert!(p.message.contains("deeper"), "{}", p.message);
+        // Aliases nest anchored trees inside each other: the depth limit still holds.
+        let mut chain = format!("a0: &a0 {}x{}\n", "[".repeat(30), "]".repeat(30));
+        for i in 1..10 {
+            chain.push_str(&format!(
+                "a{i}: &a{i} {}*a{}{}\n",
+                "[".repeat(30),
+                i - 1,
+                "]".repeat(30)
+            ));
+        }
+        let p = parse(&chain).unwrap_err();
+        assert!(p.message.contains("deeper"), "{}", p.message);
+        assert!(parse(&format!("a: {}x{}", "[".repeat(62), "]".repeat(62))).is_ok());
     }
 
     #[test]

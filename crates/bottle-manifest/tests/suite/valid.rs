@@ -111,3 +111,17 @@ fn semantic_errors_are_reported_together_in_order() {
     assert_eq!(lines, [(1, 10), (2, 7), (4, 22)]);
     assert!(matches!(err, Error::Many(ref all) if all.len() == 3));
 }
+
+#[test]
+fn empty_collections_may_be_left_blank() {
+    let src = "version: 1\nname: bot\nagent: {provider: claude}\nenv:\n  # FOO: bar\nskills:\ngit:\negress:\nsupervise:\n";
+    let m = parse_str(src, Path::new("x.yaml")).unwrap();
+    assert!(m.env.is_empty() && m.skills.is_empty() && m.git.is_empty() && m.egress.is_empty());
+    assert_eq!(m.supervise.timeout_duration(), DEFAULT_SUPERVISE_TIMEOUT);
+
+    let err = parse_str("version: 1\nname: bot\nagent:\n", Path::new("x.yaml")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "x.yaml:3:6: `agent` is missing the required key `provider`\n  hint: add `provider: claude` (or `codex`, or a user provider's name)"
+    );
+}
