@@ -9,7 +9,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bottle_config::{AuthScheme, PushRules, TlsMode, PLACEHOLDER};
-use bottle_manifest::{AuthSchemeName, BackendKind, GitEntry, Manifest, RouteTls};
+use bottle_manifest::env::EnvValue;
+use bottle_manifest::{
+    AuthSchemeName, BackendKind, GitEntry, GitUpstream, Manifest, RouteTls, UpstreamKind,
+};
 
 use crate::error::{Error, Result};
 use crate::plan::*;
@@ -71,88 +74,8 @@ pub fn resolve_path(base: &Path, p: &Path, host_env: &dyn Fn(&str) -> Option<Str
     }
 }
 
-/// Parsed git upstream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Upstream {
-    pub scheme: UpstreamScheme,
-    pub user: Option<String>,
-    pub host: String,
-    pub port: u16,
-    /// Path without leading `/` (e.g. `acme/app.git`).
-    pub path: String,
-}
-
-/// ssh or https.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpstreamScheme {
-    Ssh,
-    Https,
-}
-
-/// Parses `git@host:path`, `ssh://[user@]host[:port]/path` or `https://host[:port]/path`.
-pub fn parse_upstream(s: &str) -> Option<Upstream> {
-    fn split_user(s: &str) -> (Option<String>, &str) {
-        match s.rsplit_once('@') {
-            Some((u, h)) => (Some(u.to_string()), h),
-            None => (None, s),
-        }
-    }
-    fn split_port(s: &str, default: u16) -> Option<(String, u16)> {
-        if let Some(rest) = s.strip_prefix('[') {
-            let (h, after) = rest.split_once(']')?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => p.parse().ok()?,
-                None if after.is_empty() => default,
-                None => return None,
-            };
-            return Some((h.to_string(), port));
-        }
-        match s.rsplit_once(':') {
-            Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
-            None => Some((s.to_string(), default)),
-        }
-    }
-    if let Some(rest) = s.strip_prefix("ssh://") {
-        let (auth, path) = rest.split_once('/')?;
-        let (user, hostport) = split_user(auth);
-        let (host, port) = split_port(hostport, 22)?;
-        (!host.is_empty() && !path.is_empty()).then(|| Upstream {
-            scheme: UpstreamScheme::Ssh,
-            user,
-            host,
-            port,
-            path: path.to_string(),
-        })
-    } else if let Some(rest) = s.strip_prefix("https://") {
-        let (auth, path) = rest.split_once('/')?;
-        let (user, hostport) = split_user(auth);
-        let (host, port) = split_port(hostport, 443)?;
-        (!host.is_empty() && !path.is_empty()).then(|| Upstream {
-            scheme: UpstreamScheme::Https,
-            user,
-            host,
-            port,
-            path: path.to_string(),
-        })
-    } else if !s.contains("://") {
-        let (auth, path) = s.split_once(':')?;
-        let (user, host) = split_user(auth);
-        (!host.is_empty() && !path.is_empty() && !path.starts_with('/') || path.starts_with('/'))
-            .then(|| Upstream {
-                scheme: UpstreamScheme::Ssh,
-                user,
-                host: host.to_string(),
-                port: 22,
-                path: path.trim_start_matches('/').to_string(),
-            })
-            .filter(|u| !u.host.is_empty() && !u.path.is_empty())
-    } else {
-        None
-    }
-}
-
 /// Every spelling of an upstream the agent might type, for `insteadOf`.
-pub fn upstream_forms(u: &Upstream) -> Vec<String> {
+pub fn upstream_forms(u: &GitUpstream) -> Vec<String> {
     let base = u.path.trim_end_matches(".git").to_string();
     let user = u.user.clone().unwrap_or_else(|| "git".to_string());
     let mut forms = Vec::new();
@@ -164,15 +87,15 @@ pub fn upstream_forms(u: &Upstream) -> Vec<String> {
         }
     };
     for path in [format!("{base}.git"), base.clone()] {
-        match u.scheme {
-            UpstreamScheme::Ssh => {
+        match u.kind {
+            UpstreamKind::Ssh => {
                 if u.port == 22 {
                     forms.push(format!("{user}@{}:{path}", u.host));
                 }
                 forms.push(format!("ssh://{user}@{}/{path}", host_port(22)));
                 forms.push(format!("https://{}/{path}", u.host));
             }
-            UpstreamScheme::Https => {
+            UpstreamKind::Https => {
                 forms.push(format!("https://{}/{path}", host_port(443)));
                 forms.push(format!("git@{}:{path}", u.host));
                 forms.push(format!("ssh://git@{}/{path}", u.host));
@@ -183,39 +106,22 @@ pub fn upstream_forms(u: &Upstream) -> Vec<String> {
     forms
 }
 
-/// Parses `90s`, `10m`, `1h` into seconds (default 10 minutes).
-pub fn parse_timeout(s: Option<&str>) -> u64 {
-    let Some(s) = s else { return 600 };
-    let s = s.trim();
-    let (num, mult) = match s.chars().last() {
-        Some('s') => (&s[..s.len() - 1], 1),
-        Some('m') => (&s[..s.len() - 1], 60),
-        Some('h') => (&s[..s.len() - 1], 3600),
-        _ => (s, 1),
-    };
-    num.parse::<u64>().map(|n| n * mult).unwrap_or(600)
+/// Supervise timeout in seconds (the manifest validator has already checked the syntax).
+fn timeout_secs(s: Option<&str>) -> u64 {
+    s.and_then(bottle_manifest::parse_timeout)
+        .unwrap_or(bottle_manifest::DEFAULT_SUPERVISE_TIMEOUT)
+        .as_secs()
 }
 
-/// How a manifest env value is sourced.
+/// How a manifest env value is sourced (the validator has already rejected malformed values;
+/// one that slips through is treated as a literal).
 fn env_source(raw: &str) -> EnvSource {
-    let t = raw.trim();
-    if t == "?prompt" {
-        return EnvSource::Prompt;
-    }
-    if let Some(inner) = t.strip_prefix("${").and_then(|r| r.strip_suffix('}')) {
-        return match inner.split_once(":-") {
-            Some((var, def)) => EnvSource::HostVar {
-                var: var.to_string(),
-                default: Some(def.to_string()),
-            },
-            None => EnvSource::HostVar {
-                var: inner.to_string(),
-                default: None,
-            },
-        };
-    }
-    EnvSource::Literal {
-        value: raw.to_string(),
+    match EnvValue::parse(raw) {
+        Ok(EnvValue::Prompt) => EnvSource::Prompt,
+        Ok(EnvValue::HostVar { name, default }) => EnvSource::HostVar { var: name, default },
+        _ => EnvSource::Literal {
+            value: raw.to_string(),
+        },
     }
 }
 
@@ -638,7 +544,7 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
     let mut insteadof = Vec::new();
     for g in &m.git {
         let gp = git_plan(g, base, env)?;
-        if let Some(u) = parse_upstream(&g.upstream) {
+        if let Some(u) = GitUpstream::parse(&g.upstream) {
             insteadof.push(InsteadOf {
                 gate_url: gp.gate_url.clone(),
                 upstream_forms: upstream_forms(&u),
@@ -690,14 +596,14 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
         sidecar: SidecarPlan {
             routes,
             git,
-            supervise_timeout_secs: parse_timeout(m.supervise.timeout.as_deref()),
+            supervise_timeout_secs: timeout_secs(m.supervise.timeout.as_deref()),
         },
         resources: ResourceNames::for_slug(input.slug),
     })
 }
 
 fn git_plan(g: &GitEntry, base: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<GitPlan> {
-    let u = parse_upstream(&g.upstream);
+    let u = GitUpstream::parse(&g.upstream);
     let (host, port) = u
         .as_ref()
         .map(|u| (u.host.clone(), u.port))
@@ -772,22 +678,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstreams() {
-        let u = parse_upstream("git@github.com:acme/app.git").unwrap();
-        assert_eq!(
-            (u.scheme, u.host.as_str(), u.port, u.path.as_str()),
-            (UpstreamScheme::Ssh, "github.com", 22, "acme/app.git")
-        );
-        let u = parse_upstream("ssh://git@127.0.0.1:2222/srv/app.git").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("127.0.0.1", 2222, "srv/app.git")
-        );
-        let u = parse_upstream("https://gitlab.com/g/p").unwrap();
-        assert_eq!((u.scheme, u.port), (UpstreamScheme::Https, 443));
-        assert!(parse_upstream("http://x/y").is_none());
-        assert!(parse_upstream("git@github.com:").is_none());
-        let forms = upstream_forms(&parse_upstream("git@github.com:acme/app.git").unwrap());
+    fn upstream_spellings() {
+        let forms = upstream_forms(&GitUpstream::parse("git@github.com:acme/app.git").unwrap());
         assert!(forms.contains(&"git@github.com:acme/app.git".to_string()));
         assert!(forms.contains(&"https://github.com/acme/app".to_string()));
     }
@@ -807,9 +699,9 @@ mod tests {
 
     #[test]
     fn timeouts_and_colours() {
-        assert_eq!(parse_timeout(Some("10m")), 600);
-        assert_eq!(parse_timeout(Some("90s")), 90);
-        assert_eq!(parse_timeout(Some("1h")), 3600);
+        assert_eq!(timeout_secs(Some("10m")), 600);
+        assert_eq!(timeout_secs(Some("90s")), 90);
+        assert_eq!(timeout_secs(None), 600);
         assert_eq!(color_sgr("magenta"), Some(35));
         assert_eq!(color_sgr("bright-red"), Some(91));
         assert_eq!(color_sgr("pink"), None);

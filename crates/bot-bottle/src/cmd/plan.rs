@@ -19,15 +19,18 @@ pub fn bot_home() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".bot-bottle"))
 }
 
-/// Loads and validates a manifest, making its path absolute.
+/// Loads and validates a manifest (errors name file:line:col and the fix), with its absolute path.
 pub fn load_manifest(path: &Path) -> anyhow::Result<(bottle_manifest::Manifest, PathBuf)> {
     let abs =
         std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
-    let text =
-        std::fs::read_to_string(&abs).with_context(|| format!("cannot read {}", abs.display()))?;
-    let m: bottle_manifest::Manifest =
-        serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", abs.display()))?;
-    Ok((m, abs))
+    let loaded = bottle_manifest::load(&abs).map_err(|e| {
+        anyhow::Error::new(crate::exit::Failure {
+            code: 1,
+            hint: None,
+        })
+        .context(e.to_string())
+    })?;
+    Ok((loaded.manifest, abs))
 }
 
 pub fn run(a: PlanArgs) -> Outcome {

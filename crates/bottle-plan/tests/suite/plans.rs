@@ -38,7 +38,7 @@ pub fn host_env() -> BTreeMap<String, String> {
 pub fn plan_of(case: &str, overrides: Overrides) -> Plan {
     let path = fixtures().join(case).join("bottle.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let manifest: Manifest = serde_yaml_ng::from_str(&text).unwrap();
+    let manifest: Manifest = bottle_manifest::parse_str(&text, &path).unwrap();
     let env = host_env();
     let lookup = |k: &str| env.get(k).cloned();
     build(Input {
