@@ -275,7 +275,7 @@ pub(crate) fn is_env_name(s: &str) -> bool {
 }
 
 /// A value that looks like a credential rather than a variable name.
-fn looks_like_secret(s: &str) -> bool {
+pub(crate) fn looks_like_secret(s: &str) -> bool {
     const PREFIXES: &[&str] = &[
         "ghp_",
         "gho_",
@@ -319,6 +319,12 @@ fn slugify(s: &str) -> String {
         .collect::<String>()
         .trim_end_matches('-')
         .to_string()
+}
+
+/// Zero-width and bidirectional-override characters: they make a label in a terminal title
+/// look like something else.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 fn is_header_name(s: &str) -> bool {
@@ -439,10 +445,13 @@ fn top_level(c: &mut Checker<'_>, m: &Manifest) {
                 "`label` is empty",
                 "remove `label:` or give it some text",
             );
-        } else if label.chars().any(char::is_control) {
+        } else if label
+            .chars()
+            .any(|ch| ch.is_control() || is_invisible_format(ch))
+        {
             c.value(
                 &path!["label"],
-                "`label` contains control characters",
+                "`label` contains control or invisible formatting characters",
                 "use printable text only (it is shown in terminal titles)",
             );
         } else if label.chars().count() > 40 {

@@ -517,8 +517,12 @@ impl Builder {
 }
 
 /// A key or word quoted in a message, cut short so a pasted blob never floods the terminal.
+/// Anything that looks like a credential is not quoted at all.
 pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 40;
+    if crate::validate::looks_like_secret(s) {
+        return "<value not shown: it looks like a secret>".to_string();
+    }
     let clean: String = s
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
@@ -606,6 +610,17 @@ mod tests {
         let p = parse(&chain).unwrap_err();
         assert!(p.message.contains("deeper"), "{}", p.message);
         assert!(parse(&format!("a: {}x{}", "[".repeat(62), "]".repeat(62))).is_ok());
+    }
+
+    #[test]
+    fn secrets_are_never_quoted() {
+        assert_eq!(shorten("egres"), "egres");
+        assert!(!shorten("sk-ant-api03-abcdef").contains("abcdef"));
+        let long = shorten(&"key_".repeat(15));
+        assert!(long.starts_with("key_key_") && long.ends_with('…') && long.chars().count() == 41);
+        assert!(shorten(&"k".repeat(50)).contains("not shown"));
+        let p = parse("a: 1\nsk-live-123: 2\nsk-live-123: 3\n").unwrap_err();
+        assert!(!p.message.contains("sk-live-123"), "{}", p.message);
     }
 
     #[test]
