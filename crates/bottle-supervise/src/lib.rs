@@ -1,0 +1,18 @@
+//! Supervise: the agent's line to its operator.
+//!
+//! Always built (what the host CLI links): the request/answer data types ([`types`]), bottle
+//! discovery from `$BOT_BOTTLE_HOME` ([`endpoint`]), the control-API client ([`client`]), the
+//! script-facing operations ([`ops`]) and the operator console ([`console`]).
+//!
+//! With the `server` feature (what the sidecar links): the MCP server and the control-API server
+//! (`server`), built from a [`bottle_config::SuperviseConfig`].
+
+pub mod error;
+pub mod types;
+
+pub use error::{Error, Result};
+
+#[cfg(feature = "server")]
+pub mod server;
+#[cfg(feature = "server")]
+pub use server::{Supervise, SuperviseBuilder, SuperviseHandle};

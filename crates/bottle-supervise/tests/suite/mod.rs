@@ -1,0 +1,1 @@
+//! Integration tests: real MCP clients, real HTTP servers on loopback, a real terminal (tmux).
