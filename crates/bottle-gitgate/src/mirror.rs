@@ -210,7 +210,10 @@ impl Mirror {
             ));
         }
         let after = self.refs().await?;
-        self.sync_head().await;
+        if last.is_none() {
+            // The upstream's default branch rarely changes: learn it on the first refresh.
+            self.sync_head().await;
+        }
         *last = Some(started);
         Ok(Refreshed {
             moved: diff(&before, &after),

@@ -121,13 +121,24 @@ pub fn prepare(repo: &GateRepo, keys_dir: &Path, home: &Path) -> Result<ChildEnv
             }
             write_private(&key_path, key.as_bytes())?;
             write_private(&kh_path, known_hosts.as_bytes())?;
-            let cmd = format!(
+            let mut cmd = format!(
                 "ssh -i {} -o IdentitiesOnly=yes -F /dev/null -o UserKnownHostsFile={} \
                  -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes -o BatchMode=yes \
                  -o ForwardAgent=no -o ClearAllForwardings=yes -o ConnectTimeout=20",
                 sh_quote(&key_path)?,
                 sh_quote(&kh_path)?
             );
+            // Reuse one authenticated connection to the upstream for the refresh before every
+            // fetch (a full SSH handshake each time would dominate small fetches). The socket
+            // sits in the gate's 0700 key dir; the master exits after a minute idle. Unix
+            // socket paths are short (~104 bytes): without room, connect afresh each time.
+            let control = keys_dir.join("cm");
+            if control.as_os_str().len() < 100 {
+                cmd.push_str(&format!(
+                    " -o ControlMaster=auto -o ControlPath={} -o ControlPersist=60",
+                    sh_quote(&control)?
+                ));
+            }
             vars.push(("GIT_SSH_COMMAND".into(), cmd.into()));
             vars.push(("GIT_SSH_VARIANT".into(), "ssh".into()));
         }
