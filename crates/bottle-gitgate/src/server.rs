@@ -100,6 +100,9 @@ pub async fn serve(
         }
     }
     conns.shutdown().await;
+    for repo in shared.repos.values() {
+        repo.mirror.env.close_connection().await;
+    }
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {

@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
 use base64::Engine;
 use bottle_config::{GateRepo, UpstreamCredential};
@@ -20,6 +21,8 @@ pub struct ChildEnv {
     pub vars: Vec<(String, OsString)>,
     /// Secret strings that must never leave in a message (token, encoded header).
     secrets: Vec<String>,
+    /// The SSH connection-sharing socket, closed at shutdown.
+    pub control_path: Option<PathBuf>,
 }
 
 impl ChildEnv {
@@ -29,6 +32,25 @@ impl ChildEnv {
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
+    }
+
+    /// Ends the shared SSH connection, if one is open (best effort: it also ends by itself
+    /// after a minute idle).
+    pub async fn close_connection(&self) {
+        let Some(path) = &self.control_path else {
+            return;
+        };
+        if !path.exists() {
+            return;
+        }
+        let mut cmd = tokio::process::Command::new("ssh");
+        self.apply(&mut cmd);
+        cmd.arg("-o").arg(format!("ControlPath={}", path.display()));
+        cmd.args(["-O", "exit", "upstream"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), cmd.status()).await;
     }
 
     /// Removes any secret from `text` (git's or ssh's stderr), and bounds its length.
@@ -107,6 +129,7 @@ fn sh_quote(path: &Path) -> Result<String> {
 pub fn prepare(repo: &GateRepo, keys_dir: &Path, home: &Path) -> Result<ChildEnv> {
     let mut vars = base_env(home);
     let mut secrets = Vec::new();
+    let mut control_path = None;
     match &repo.credential {
         UpstreamCredential::Ssh {
             private_key,
@@ -138,6 +161,7 @@ pub fn prepare(repo: &GateRepo, keys_dir: &Path, home: &Path) -> Result<ChildEnv
                     " -o ControlMaster=auto -o ControlPath={} -o ControlPersist=60",
                     sh_quote(&control)?
                 ));
+                control_path = Some(control);
             }
             vars.push(("GIT_SSH_COMMAND".into(), cmd.into()));
             vars.push(("GIT_SSH_VARIANT".into(), "ssh".into()));
@@ -177,7 +201,11 @@ pub fn prepare(repo: &GateRepo, keys_dir: &Path, home: &Path) -> Result<ChildEnv
             secrets.push(basic);
         }
     }
-    Ok(ChildEnv { vars, secrets })
+    Ok(ChildEnv {
+        vars,
+        secrets,
+        control_path,
+    })
 }
 
 #[cfg(test)]

@@ -1,3 +1,4 @@
 pub mod harness;
 mod http;
+mod https;
 mod relay;
