@@ -381,10 +381,11 @@ impl<'de> de::Deserializer<'de> for NodeDe<'_> {
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         _name: &'static str,
-        _variants: &'static [&'static str],
+        variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, DeError> {
-        let text = self.text("a single word")?;
+        let expected = format!("one of `{}`", variants.join("`, `"));
+        let text = self.text(&expected)?;
         let r = visitor.visit_enum(IntoDeserializer::<DeError>::into_deserializer(text));
         self.wrap(r)
     }
@@ -533,6 +534,7 @@ fn type_hint(expected: &str, path: &[Seg]) -> String {
         }
         "a whole number" => "write a whole number without quotes".into(),
         "a key" => "write keys as plain words: `name: value`".into(),
+        e if e.starts_with("one of ") => format!("write a single word: {e}"),
         _ => format!("give {last} a single value; quote it if it contains `: ` or `#`"),
     }
 }
@@ -580,7 +582,9 @@ fn into_problem(e: DeError, root: &Node) -> Problem {
                 Seg::Key(k) => Some(k.as_str()),
                 Seg::Index(_) => None,
             }) == Some("ports");
-            let hint = if is_port {
+            let hint = if path == [Seg::Key("version".into())] {
+                "this bot-bottle understands `version: 1` only".to_string()
+            } else if is_port {
                 "a port is a number from 1 to 65535".to_string()
             } else {
                 format!("use a number from {min} to {max}")

@@ -162,7 +162,8 @@ impl Node {
             Kind::Scalar { text, plain: true } => match resolve_plain(text) {
                 Plain::Null => "nothing",
                 Plain::Bool(_) => "a boolean",
-                Plain::Int(_) | Plain::BigInt | Plain::Float(_) => "a number",
+                Plain::Int(_) | Plain::BigInt => "a number",
+                Plain::Float(_) => "a decimal number",
                 Plain::Str => "text",
             },
         }
@@ -501,8 +502,8 @@ impl Builder {
                         return Err(node.mark.problem(
                             format!("duplicate key `{}`", shorten(text)),
                             Some(format!(
-                                "remove one of the two; the first is at line {}",
-                                first.line
+                                "remove one of the two; the first is at line {}, column {}",
+                                first.line, first.col
                             )),
                         ));
                     }
