@@ -88,6 +88,9 @@ pub struct ProvisionedKeyRecord {
     pub key_id: String,
     /// The key's title on the forge.
     pub title: String,
+    /// Name (never the value) of the host env var holding the forge API token, for revocation.
+    #[serde(default)]
+    pub token_env: String,
 }
 
 /// The contents of `metadata.json`. See the module docs: never a secret value.
