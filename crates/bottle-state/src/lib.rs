@@ -21,7 +21,7 @@ mod store;
 
 pub use error::{Error, Result};
 pub use fsutil::{write_atomic, write_secret_file};
-pub use home::{BottlePaths, Home};
+pub use home::{BottlePaths, Home, HOME_ENV};
 pub use list::{humanize_age, list_rows, ListRow};
 pub use lock::{BottleLock, HomeLock};
 pub use metadata::{Metadata, ProvisionedKeyRecord, Resources, Status, SCHEMA_VERSION};
