@@ -19,26 +19,31 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Features: `server` (default) is the gate itself. Without it (`default-features = false`) the
+//! crate is only the pure parts — [`insteadof`], [`pktline`], [`rules`], [`audit`] — with no
+//! HTTP or process dependencies, for the host-side planner.
+//!
 //! Modules: [`insteadof`] (agent-side git config, pure), [`pktline`] (framing and the push
 //! command list), [`rules`] (push policy), `upstream` (child environment and credential files),
 //! `mirror` (mirrors, refresh, the relay hook), `server` (HTTP routes), [`audit`].
 
 pub mod audit;
+#[cfg(feature = "server")]
+mod gate;
 pub mod insteadof;
+#[cfg(feature = "server")]
 mod mirror;
 pub mod pktline;
 pub mod rules;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(feature = "server")]
 mod upstream;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
-use bottle_config::{GitGateConfig, UpstreamCredential};
-
+#[cfg(feature = "server")]
+pub use gate::{GateHandle, GitGate, GitGateBuilder};
 pub use insteadof::{insteadof_rules, to_gitconfig, InsteadOf};
 
 /// Errors building or running the gate. Per-request failures are HTTP answers, not errors.
@@ -66,215 +71,3 @@ pub enum Error {
 
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// Tunables of the HTTP side.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    /// A request body that sends nothing for this long is answered 400.
-    pub body_idle: Duration,
-    /// Largest upload-pack request (wants/haves), buffered to validate its framing.
-    pub max_upload_request: usize,
-    /// Largest receive-pack command list.
-    pub max_push_commands: usize,
-}
-
-/// Builds a [`GitGate`].
-#[derive(Debug)]
-pub struct GitGateBuilder {
-    config: GitGateConfig,
-    work_dir: Option<PathBuf>,
-    audit_log: Option<PathBuf>,
-    bottle: Option<String>,
-    limits: Limits,
-}
-
-impl GitGateBuilder {
-    /// The gate's private folder: mirrors, credential files (0600), hooks. Required.
-    pub fn work_dir(mut self, path: impl Into<PathBuf>) -> Self {
-        self.work_dir = Some(path.into());
-        self
-    }
-    /// The JSONL audit file (appended). Without it no audit lines are written.
-    pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Self {
-        self.audit_log = Some(path.into());
-        self
-    }
-    /// The bottle's slug, recorded on audit lines.
-    pub fn bottle(mut self, slug: impl Into<String>) -> Self {
-        self.bottle = Some(slug.into());
-        self
-    }
-    /// How long a request body may stall before the request is refused (default 60 s).
-    pub fn body_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.limits.body_idle = timeout;
-        self
-    }
-
-    /// Prepares the work dir: credential files, the relay hook, one bare mirror per repo.
-    /// Nothing is fetched yet: the first fetch fills a mirror.
-    pub fn build(self) -> Result<GitGate> {
-        let work = self
-            .work_dir
-            .ok_or_else(|| Error::Config("work_dir is required".into()))?;
-        let mut seen = std::collections::HashSet::new();
-        for r in &self.config.repos {
-            validate_name(&r.name)?;
-            if !seen.insert(r.name.as_str()) {
-                return Err(Error::Config(format!(
-                    "repo name {:?} is configured twice",
-                    r.name
-                )));
-            }
-            let url = insteadof::parse_upstream(&r.upstream)
-                .map_err(|e| Error::Config(format!("repo {:?}: {e}", r.name)))?;
-            match (&r.credential, url.scheme) {
-                (UpstreamCredential::Ssh { .. }, "ssh") | (UpstreamCredential::HttpsToken { .. }, "https" | "http") => {}
-                _ => {
-                    return Err(Error::Config(format!(
-                        "repo {:?}: credential kind does not fit upstream {:?} (ssh key for ssh URLs, token for https)",
-                        r.name, r.upstream
-                    )))
-                }
-            }
-        }
-        private_dir(&work)?;
-        let home = work.join("home");
-        private_dir(&home)?;
-        let hooks = work.join("hooks");
-        mirror::write_hooks(&hooks)?;
-        private_dir(&work.join("keys"))?;
-        private_dir(&work.join("mirrors"))?;
-        let results = work.join("results");
-        private_dir(&results)?;
-        let mut repos = HashMap::new();
-        for r in &self.config.repos {
-            let keys = work.join("keys").join(&r.name);
-            private_dir(&keys)?;
-            let env = upstream::prepare(r, &keys, &home)?;
-            let dir = work.join("mirrors").join(format!("{}.git", r.name));
-            let mirror = mirror::Mirror::init(&r.name, dir, &r.upstream, env, &hooks)?;
-            repos.insert(
-                r.name.clone(),
-                Arc::new(server::Repo {
-                    mirror,
-                    rules: r.push.clone(),
-                }),
-            );
-        }
-        Ok(GitGate {
-            listen: self.config.listen,
-            shared: Arc::new(server::Shared::new(
-                repos,
-                audit::AuditLog::new(self.audit_log),
-                self.bottle,
-                results,
-                self.limits,
-            )),
-        })
-    }
-}
-
-fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 100
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        && !name.ends_with(".git");
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Config(format!(
-            "repo name {name:?} must be 1-100 of [A-Za-z0-9._-], not start with '.', not end with .git"
-        )))
-    }
-}
-
-fn private_dir(path: &Path) -> Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(|e| Error::Setup {
-            what: format!("creating {}", path.display()),
-            source: e,
-        })?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
-        Error::Setup {
-            what: format!("chmod 0700 {}", path.display()),
-            source: e,
-        }
-    })
-}
-
-/// A built gate, ready to listen.
-pub struct GitGate {
-    listen: SocketAddr,
-    shared: Arc<server::Shared>,
-}
-
-impl GitGate {
-    /// Starts building a gate from its configuration.
-    pub fn builder(config: GitGateConfig) -> GitGateBuilder {
-        GitGateBuilder {
-            config,
-            work_dir: None,
-            audit_log: None,
-            bottle: None,
-            limits: Limits {
-                body_idle: Duration::from_secs(60),
-                max_upload_request: 64 << 20,
-                max_push_commands: 4 << 20,
-            },
-        }
-    }
-
-    /// Binds the configured address and serves in the background.
-    pub async fn spawn(self) -> Result<GateHandle> {
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|e| Error::Bind {
-                addr: self.listen,
-                source: e,
-            })?;
-        let local_addr = listener.local_addr().map_err(|e| Error::Bind {
-            addr: self.listen,
-            source: e,
-        })?;
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, self.shared, rx));
-        Ok(GateHandle {
-            local_addr,
-            shutdown: tx,
-            task,
-        })
-    }
-
-    /// Binds and serves until the task is dropped.
-    pub async fn run(self) -> Result<()> {
-        let handle = self.spawn().await?;
-        let _ = handle.task.await;
-        Ok(())
-    }
-}
-
-/// A running gate.
-pub struct GateHandle {
-    local_addr: SocketAddr,
-    shutdown: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl GateHandle {
-    /// The bound address (useful with port 0).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-    /// Stops accepting and closes open connections; in-flight git children are killed.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}

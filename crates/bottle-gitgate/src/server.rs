@@ -27,10 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::audit::{self, AuditLog, Record, RefMove};
+use crate::gate::Limits;
 use crate::mirror::Mirror;
 use crate::pktline::{self, PktError, PushCommands};
 use crate::rules::{self, Refusal};
-use crate::Limits;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 type BodyReader = Pin<Box<dyn AsyncRead + Send>>;
