@@ -1,10 +1,13 @@
 //! One module per subcommand; [`dispatch`] routes to them.
 
 mod completions;
+mod lifecycle;
 mod list;
 mod logs;
+mod manage;
 mod plan;
 mod providers;
+mod start;
 
 use crate::cli::{Cli, Command};
 use crate::exit::{not_available, Outcome};
@@ -15,28 +18,14 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Plan(a) => plan::run(a),
         Command::Providers => providers::run(),
         Command::Completions(a) => completions::run(a),
-        Command::Start(_) => Err(not_available(
-            "start",
-            "the docker backend has not landed in this build",
-        )),
+        Command::Start(a) => start::run(a),
+        Command::Resume(a) => start::resume(a),
         Command::List(a) => list::run(a),
-        Command::Attach(_) => Err(not_available(
-            "attach",
-            "the docker backend has not landed in this build",
-        )),
-        Command::Resume(_) => Err(not_available(
-            "resume",
-            "the docker backend has not landed in this build",
-        )),
-        Command::Stop(_) => Err(not_available(
-            "stop",
-            "the docker backend has not landed in this build",
-        )),
-        Command::Rm(_) => Err(not_available(
-            "rm",
-            "the docker backend has not landed in this build",
-        )),
+        Command::Attach(a) => manage::attach(a),
+        Command::Stop(a) => manage::stop(a),
+        Command::Rm(a) => manage::rm(a),
         Command::Logs(a) => logs::run(a),
+        Command::Doctor(a) => manage::doctor(a),
         Command::Supervise => Err(not_available(
             "supervise",
             "the supervise console has not landed in this build",
@@ -47,10 +36,6 @@ pub fn dispatch(cli: Cli) -> Outcome {
                 "the supervise control API has not landed in this build",
             ))
         }
-        Command::Doctor(_) => Err(not_available(
-            "doctor",
-            "the docker backend has not landed in this build",
-        )),
     }
 }
 
