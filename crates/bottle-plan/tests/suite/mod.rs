@@ -1,2 +1,4 @@
 mod plans;
+mod provider_files;
 mod resolve;
+mod statusline;

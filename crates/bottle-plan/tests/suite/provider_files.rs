@@ -250,10 +250,29 @@ fn check_codex(plan: &Plan) -> toml::Table {
         .parse()
         .unwrap_or_else(|e| panic!("config.toml is not valid TOML: {e}"));
     let tui = t["tui"].as_table().expect("[tui] table");
-    assert!(tui["status_line"].as_array().is_some_and(|a| !a.is_empty()));
-    assert!(tui["terminal_title"]
-        .as_array()
-        .is_some_and(|a| !a.is_empty()));
+    // Item ids Codex 0.169 knows (it ignores unknown ones with a warning).
+    const KNOWN: &[&str] = &[
+        "model-name",
+        "model-with-reasoning",
+        "current-dir",
+        "project-name",
+        "git-branch",
+        "context-remaining",
+        "context-used",
+        "run-state",
+    ];
+    let items = tui["status_line"].as_array().expect("status_line list");
+    assert!(!items.is_empty());
+    for i in items {
+        assert!(KNOWN.contains(&i.as_str().unwrap()), "unknown item {i}");
+    }
+    // No title items: the title is the host's `label (name)` and Codex must not overwrite it.
+    assert_eq!(
+        tui["terminal_title"].as_array().map(Vec::len),
+        Some(0),
+        "terminal_title"
+    );
+    assert_eq!(tui["theme"].as_str(), Some("ansi"));
     assert_eq!(
         t["mcp_servers"]["supervise"]["url"].as_str(),
         Some(plan.agent.mcp_url.as_str())
@@ -264,11 +283,15 @@ fn check_codex(plan: &Plan) -> toml::Table {
     );
     let prompt = file(&files, "/home/node/.codex/AGENTS.md");
     assert!(prompt.content.starts_with("# Standing instructions"));
-    assert!(plan.agent.env.iter().any(|e| e.name == "CODEX_CA_CERTIFICATE"
-        && e.value
-            == EnvSource::Literal {
-                value: "/etc/bot-bottle/ca.crt".into()
-            }));
+    assert!(plan
+        .agent
+        .env
+        .iter()
+        .any(|e| e.name == "CODEX_CA_CERTIFICATE"
+            && e.value
+                == EnvSource::Literal {
+                    value: "/etc/bot-bottle/ca.crt".into()
+                }));
     t
 }
 
@@ -356,7 +379,8 @@ fn claude_label_without_color_from_overrides() {
         ..Overrides::default()
     });
     check_claude(&plan);
-    let sh = &file(&files(&plan), "/home/node/.claude/statusline.sh").content;
+    let all = files(&plan);
+    let sh = &file(&all, "/home/node/.claude/statusline.sh").content;
     assert!(sh.contains("LABEL='carol (claude-implementer)'"), "{sh}");
     assert!(sh.contains("SGR=''"), "{sh}");
     snapshot_all(&plan, "claude_label_no_color");
@@ -460,7 +484,7 @@ fn example_user_provider_loads_and_plans() {
     assert_no_secret(&plan);
     let files = files(&plan);
     let startup = file(&files, "/home/agent/.config/bot-bottle/startup.py");
-    assert!(startup.content.contains("'pat (py-worker)'"));
+    assert!(startup.content.contains("BOTTLE = \"pat (py-worker)\"\n"));
     let pip = file(&files, "/home/agent/.config/pip/pip.conf");
     assert!(pip.content.contains("cert = /etc/bot-bottle/ca.crt"));
     assert!(files.contains_key("/home/agent/AGENTS.md"));
