@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bottle_config::{GitGateConfig, UpstreamCredential};
 
-use crate::{audit, insteadof, mirror, server, upstream, Error, Result};
+use crate::{audit, insteadof, mirror, rules, server, upstream, Error, Result};
 
 /// Tunables of the HTTP side.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +68,10 @@ impl GitGateBuilder {
                     "repo name {:?} is configured twice",
                     r.name
                 )));
+            }
+            for p in &r.push.allow {
+                rules::validate_pattern(p)
+                    .map_err(|e| Error::Config(format!("repo {:?}: {e}", r.name)))?;
             }
             let url = insteadof::parse_upstream(&r.upstream)
                 .map_err(|e| Error::Config(format!("repo {:?}: {e}", r.name)))?;
@@ -220,5 +224,112 @@ impl GateHandle {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bottle_config::{GateRepo, PushRules, Secret};
+
+    fn build(repo: GateRepo) -> Result<GitGate> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GitGateConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            repos: vec![repo],
+        };
+        GitGate::builder(config)
+            .work_dir(dir.path().join("w"))
+            .build()
+    }
+
+    fn repo() -> GateRepo {
+        GateRepo {
+            name: "app".into(),
+            upstream: "git@example.invalid:acme/app.git".into(),
+            credential: UpstreamCredential::Ssh {
+                private_key: Secret::new("k"),
+                known_hosts: String::new(),
+            },
+            push: PushRules {
+                allow: vec!["refs/heads/bot/*".into()],
+                ..PushRules::default()
+            },
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_reason() {
+        assert!(build(repo()).is_ok());
+        let e = build(GateRepo {
+            name: "../x".into(),
+            ..repo()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("repo name \"../x\""), "{e}");
+        let e = build(GateRepo {
+            push: PushRules {
+                allow: vec!["main".into()],
+                ..PushRules::default()
+            },
+            ..repo()
+        })
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("must start with refs/"), "{e}");
+        let e = build(GateRepo {
+            upstream: "https://example.invalid/acme/app.git".into(),
+            ..repo()
+        })
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string().contains("credential kind does not fit"),
+            "{e}"
+        );
+        let e = build(GateRepo {
+            upstream: "https://u:pw@example.invalid/a/b".into(),
+            ..repo()
+        })
+        .err()
+        .unwrap();
+        assert!(
+            e.to_string().contains("credentials in the URL") && !e.to_string().contains("pw@"),
+            "{e}"
+        );
+        let e = GitGate::builder(GitGateConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            repos: vec![],
+        })
+        .build()
+        .err()
+        .unwrap();
+        assert!(e.to_string().contains("work_dir is required"));
+    }
+
+    #[test]
+    fn work_dir_and_key_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = GitGateConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            repos: vec![repo()],
+        };
+        GitGate::builder(config)
+            .work_dir(dir.path().join("w"))
+            .build()
+            .unwrap();
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("w"), 0o700);
+        assert_eq!(mode("w/keys/app"), 0o700);
+        assert_eq!(mode("w/keys/app/id"), 0o600);
+        assert!(dir.path().join("w/mirrors/app.git/HEAD").exists());
     }
 }

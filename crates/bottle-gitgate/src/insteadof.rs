@@ -42,7 +42,7 @@ pub struct UpstreamUrl {
 /// `http(s)://host[:port]/org/repo.git`.
 pub fn parse_upstream(url: &str) -> Result<UpstreamUrl, UrlError> {
     let err = |reason| UrlError {
-        url: url.to_owned(),
+        url: redact_userinfo(url),
         reason,
     };
     let (scheme, rest, scp) = if let Some(r) = url.strip_prefix("ssh://") {
@@ -115,6 +115,21 @@ pub fn parse_upstream(url: &str) -> Result<UpstreamUrl, UrlError> {
         port,
         path: path.to_owned(),
     })
+}
+
+/// `url` with any `user:password@` of a `scheme://` URL replaced, so errors never echo a
+/// credential someone put in a URL.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) if rest[..at].contains(':') => {
+            format!("{scheme}://<redacted>@{}", &rest[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Every spelling of `upstream` to rewrite, longest first.
@@ -224,10 +239,9 @@ mod tests {
 
     #[test]
     fn bad_upstreams_are_refused_with_reason() {
-        assert!(parse_upstream("https://user:tok@github.com/a/b")
-            .unwrap_err()
-            .reason
-            .contains("credentials"));
+        let e = parse_upstream("https://user:tok@github.com/a/b").unwrap_err();
+        assert!(e.reason.contains("credentials"));
+        assert!(!e.to_string().contains("tok"), "{e}");
         assert!(parse_upstream("file:///srv/x.git").is_err());
         assert!(parse_upstream("/srv/x.git").is_err());
         assert!(parse_upstream("git@github.com:").is_err());

@@ -84,6 +84,9 @@ pub fn write_hooks(dir: &Path) -> Result<()> {
     })
 }
 
+/// Upper bound of one refresh from the upstream.
+const REFRESH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// One repo's mirror.
 #[derive(Debug)]
 pub struct Mirror {
@@ -201,8 +204,17 @@ impl Mirror {
             .arg(&self.upstream)
             .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"])
             .stdin(Stdio::null())
-            .output()
+            .output();
+        // Keepalives and low-speed limits end a dead upstream; this bounds everything else so
+        // a refresh never holds the repo's refresh lock for ever (the child is killed on drop).
+        let out = tokio::time::timeout(REFRESH_TIMEOUT, out)
             .await
+            .map_err(|_| {
+                GitFailure(format!(
+                    "the upstream fetch took longer than {}s",
+                    REFRESH_TIMEOUT.as_secs()
+                ))
+            })?
             .map_err(|e| GitFailure(format!("cannot run git fetch: {e}")))?;
         if !out.status.success() {
             return Err(GitFailure(
@@ -224,14 +236,14 @@ impl Mirror {
     /// Points the mirror's HEAD at the upstream's default branch when it can tell, so a clone
     /// through the gate checks out what a direct clone would.
     async fn sync_head(&self) {
-        let Ok(out) = self
+        let out = self
             .git()
             .args(["ls-remote", "--symref"])
             .arg(&self.upstream)
             .arg("HEAD")
             .stdin(Stdio::null())
-            .output()
-            .await
+            .output();
+        let Ok(Ok(out)) = tokio::time::timeout(std::time::Duration::from_secs(120), out).await
         else {
             return;
         };

@@ -48,6 +48,31 @@ pub fn check(rules: &PushRules, update: &RefUpdate) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The first `allow` pattern matching `name`, if any.
+pub fn matching_pattern<'a>(rules: &'a PushRules, name: &str) -> Option<&'a str> {
+    rules
+        .allow
+        .iter()
+        .map(String::as_str)
+        .find(|p| pattern_matches(p, name))
+}
+
+/// Checks a pattern at load time: it must name refs (`refs/…`) and hold no whitespace, so a
+/// pattern that could never match (`main`, `heads/*`) is an error instead of a silent refusal.
+pub fn validate_pattern(pattern: &str) -> Result<(), String> {
+    if !pattern.starts_with("refs/") {
+        return Err(format!(
+            "push pattern {pattern:?} must start with refs/ (e.g. refs/heads/bot/*)"
+        ));
+    }
+    if pattern.chars().any(|c| c.is_whitespace() || c.is_control()) || pattern.contains("***") {
+        return Err(format!(
+            "push pattern {pattern:?} has whitespace, control characters or ***"
+        ));
+    }
+    Ok(())
+}
+
 /// Glob match of a ref name: `*` matches within one `/`-separated segment, `**` across
 /// segments (and `**/` may match nothing). Everything else is literal.
 pub fn pattern_matches(pattern: &str, name: &str) -> bool {
@@ -97,6 +122,15 @@ mod tests {
         assert!(pattern_matches("refs/heads/feat-*", "refs/heads/feat-1"));
         assert!(!pattern_matches("refs/heads/main", "refs/heads/main2"));
         assert!(pattern_matches("refs/heads/main", "refs/heads/main"));
+    }
+
+    #[test]
+    fn patterns_are_validated() {
+        assert!(validate_pattern("refs/heads/bot/*").is_ok());
+        assert!(validate_pattern("main")
+            .unwrap_err()
+            .contains("must start with refs/"));
+        assert!(validate_pattern("refs/heads/a b").is_err());
     }
 
     #[test]

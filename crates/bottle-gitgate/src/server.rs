@@ -587,19 +587,26 @@ async fn receive_pack(
         .env("GATE_RESULT_FILE", &result_file);
     let shared2 = shared.clone();
     let repo2 = repo.clone();
+    // The patterns that let these updates through, for the audit line.
+    let mut patterns: Vec<&str> = commands
+        .updates
+        .iter()
+        .filter_map(|u| rules::matching_pattern(&repo.rules, &u.name))
+        .collect();
+    patterns.dedup();
+    let allowed_by = (!patterns.is_empty()).then(|| format!("allow {}", patterns.join(", ")));
     let after = Box::new(move |_ok: bool, stderr: String| {
         let raw = std::fs::read_to_string(&result_file).unwrap_or_default();
         let _ = std::fs::remove_file(&result_file);
-        let _ = std::fs::remove_file(result_file.with_extension("out"));
         let mut out_file = result_file.clone().into_os_string();
         out_file.push(".out");
         let _ = std::fs::remove_file(out_file);
         let (head, detail) = raw.split_once('\n').unwrap_or((raw.as_str(), ""));
         let (decision, rule, upstream, message) = match head.trim() {
-            "ok" => ("allow", None, "ok", None),
+            "ok" => ("allow", allowed_by.clone(), "ok", None),
             "rejected" => (
                 "allow",
-                None,
+                allowed_by.clone(),
                 "rejected",
                 Some(repo2.mirror.env.scrub(detail)),
             ),
@@ -612,7 +619,7 @@ async fn receive_pack(
             // The hook never ran: receive-pack failed first (bad pack, stale old id, ...).
             _ => (
                 "allow",
-                None,
+                allowed_by.clone(),
                 "skipped",
                 Some(if stderr.is_empty() {
                     "receive-pack did not run the relay".to_owned()

@@ -108,6 +108,7 @@ async fn push_to_allowed_branch_arrives_upstream() {
         .find(|l| l["op"] == "push")
         .unwrap();
     assert_eq!(push["decision"], "allow");
+    assert_eq!(push["rule"], "allow refs/heads/bot/*");
     assert_eq!(push["upstream"], "ok");
     assert_eq!(push["refs"][0]["ref"], "refs/heads/bot/feature");
     assert_eq!(push["refs"][0]["new"], id.as_str());
