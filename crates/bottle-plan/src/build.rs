@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 
 use bottle_config::{AuthScheme, PushRules, TlsMode, PLACEHOLDER};
 use bottle_manifest::env::EnvValue;
-use bottle_manifest::{
-    AuthSchemeName, BackendKind, GitEntry, GitUpstream, Manifest, RouteTls, UpstreamKind,
-};
+use bottle_manifest::{AuthSchemeName, BackendKind, GitEntry, GitUpstream, Manifest, RouteTls};
 
 use crate::error::{Error, Result};
 use crate::plan::*;
@@ -72,38 +70,6 @@ pub fn resolve_path(base: &Path, p: &Path, host_env: &dyn Fn(&str) -> Option<Str
     } else {
         base.join(p)
     }
-}
-
-/// Every spelling of an upstream the agent might type, for `insteadOf`.
-pub fn upstream_forms(u: &GitUpstream) -> Vec<String> {
-    let base = u.path.trim_end_matches(".git").to_string();
-    let user = u.user.clone().unwrap_or_else(|| "git".to_string());
-    let mut forms = Vec::new();
-    let host_port = |default: u16| {
-        if u.port == default {
-            u.host.clone()
-        } else {
-            format!("{}:{}", u.host, u.port)
-        }
-    };
-    for path in [format!("{base}.git"), base.clone()] {
-        match u.kind {
-            UpstreamKind::Ssh => {
-                if u.port == 22 {
-                    forms.push(format!("{user}@{}:{path}", u.host));
-                }
-                forms.push(format!("ssh://{user}@{}/{path}", host_port(22)));
-                forms.push(format!("https://{}/{path}", u.host));
-            }
-            UpstreamKind::Https => {
-                forms.push(format!("https://{}/{path}", host_port(443)));
-                forms.push(format!("git@{}:{path}", u.host));
-                forms.push(format!("ssh://git@{}/{path}", u.host));
-            }
-        }
-    }
-    forms.dedup();
-    forms
 }
 
 /// Supervise timeout in seconds (the manifest validator has already checked the syntax).
@@ -544,10 +510,12 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
     let mut insteadof = Vec::new();
     for g in &m.git {
         let gp = git_plan(g, base, env)?;
-        if let Some(u) = GitUpstream::parse(&g.upstream) {
+        // The gate crate owns the spellings (its pure, server-free part) so the gate and the
+        // planner cannot disagree on them.
+        if let Ok(forms) = bottle_gitgate::insteadof::upstream_forms(&g.upstream) {
             insteadof.push(InsteadOf {
                 gate_url: gp.gate_url.clone(),
-                upstream_forms: upstream_forms(&u),
+                upstream_forms: forms,
             });
         }
         git.push(gp);
@@ -676,13 +644,6 @@ pub fn short_hash(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn upstream_spellings() {
-        let forms = upstream_forms(&GitUpstream::parse("git@github.com:acme/app.git").unwrap());
-        assert!(forms.contains(&"git@github.com:acme/app.git".to_string()));
-        assert!(forms.contains(&"https://github.com/acme/app".to_string()));
-    }
 
     #[test]
     fn token_classes() {
