@@ -195,3 +195,21 @@ async fn gzip_upload_pack_request_with_protocol_v2() {
     assert_eq!(status, 415);
     gate.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn truncated_pack_after_valid_commands_gets_an_answer_not_a_hang() {
+    let (sshd, gate) = gate().await;
+    let main = rev(&sshd.repo_path("app"), "refs/heads/main").unwrap();
+    let cmd = format!("{main} {} refs/heads/bot/x\0report-status", "3".repeat(40));
+    let mut body = format!("{:04x}", cmd.len() + 4).into_bytes();
+    body.extend_from_slice(cmd.as_bytes());
+    body.extend_from_slice(b"0000PACK\0\0\0\x02\0\0\0\x05garbage");
+    let (status, text) = raw(&gate, &post("/app.git/git-receive-pack", &body, "")).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("unpack") && text.contains("ng refs/heads/bot/x"),
+        "{text}"
+    );
+    assert_eq!(rev(&sshd.repo_path("app"), "refs/heads/bot/x"), None);
+    gate.handle.shutdown().await;
+}

@@ -414,3 +414,36 @@ async fn insteadof_rules_send_upstream_urls_to_the_gate() {
     }
     gate.handle.shutdown().await;
 }
+
+#[tokio::test]
+async fn protocol_v0_and_v1_clients_work_too() {
+    let sshd = Sshd::start();
+    let bare = sshd.new_repo("app");
+    let gate = start_gate(vec![entry(&sshd, "app", bot_rules())]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    for v in ["0", "1"] {
+        let dest = format!("c{v}");
+        let out = agent_git(
+            tmp.path(),
+            &[
+                "-c",
+                &format!("protocol.version={v}"),
+                "clone",
+                "-q",
+                &gate.url("app"),
+                &dest,
+            ],
+            &[],
+        )
+        .await;
+        assert!(out.status.success(), "v{v} clone failed: {}", stderr(&out));
+        assert_eq!(
+            rev(&tmp.path().join(&dest), "HEAD"),
+            rev(&bare, "refs/heads/main")
+        );
+    }
+    let lines = gate.audit_lines();
+    assert_eq!(lines[0]["protocol"], 0);
+    assert_eq!(lines[1]["protocol"], 1);
+    gate.handle.shutdown().await;
+}
