@@ -1,3 +1,4 @@
+mod images;
 mod plans;
 mod provider_files;
 mod resolve;
