@@ -7,9 +7,14 @@
 //! With the `server` feature (what the sidecar links): the MCP server and the control-API server
 //! (`server`), built from a [`bottle_config::SuperviseConfig`].
 
+pub mod client;
+pub mod color;
+pub mod endpoint;
 pub mod error;
+pub mod ops;
 pub mod types;
 
+pub use endpoint::{endpoints_from_home, BottleEndpoint, BottleRef, Discovery};
 pub use error::{Error, Result};
 
 #[cfg(feature = "server")]

@@ -306,15 +306,20 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-/// Sorts requests as every list shows them: pending first (oldest first), then the rest (newest
+/// The order every list shows requests in: pending first (oldest first), then the rest (newest
 /// first).
-pub fn sort_for_display(requests: &mut [Request]) {
-    requests.sort_by(|a, b| match (a.is_pending(), b.is_pending()) {
+pub fn display_cmp(a: &Request, b: &Request) -> std::cmp::Ordering {
+    match (a.is_pending(), b.is_pending()) {
         (true, false) => std::cmp::Ordering::Less,
         (false, true) => std::cmp::Ordering::Greater,
         (true, true) => (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)),
         (false, false) => (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)),
-    });
+    }
+}
+
+/// Sorts requests in [`display_cmp`] order.
+pub fn sort_for_display(requests: &mut [Request]) {
+    requests.sort_by(display_cmp);
 }
 
 #[cfg(test)]

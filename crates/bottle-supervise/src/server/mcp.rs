@@ -69,6 +69,29 @@ pub(crate) struct NotifyArgs {
     level: Option<Level>,
 }
 
+/// Why a tool call did not run: an invalid value (a tool execution error, `isError: true`, so
+/// the model can correct itself, as the MCP spec asks for input validation) or a protocol-level
+/// failure.
+enum Fail {
+    Invalid(String),
+    Mcp(ErrorData),
+}
+
+impl Fail {
+    fn into_result(self) -> Result<CallToolResult, ErrorData> {
+        match self {
+            Fail::Invalid(message) => Ok(CallToolResult::error(vec![ContentBlock::text(message)])),
+            Fail::Mcp(e) => Err(e),
+        }
+    }
+}
+
+impl From<ErrorData> for Fail {
+    fn from(e: ErrorData) -> Self {
+        Fail::Mcp(e)
+    }
+}
+
 /// The MCP service; one per session, all sharing the bottle's [`Core`].
 #[derive(Clone)]
 pub(crate) struct SuperviseMcp {
@@ -91,6 +114,7 @@ impl SuperviseMcp {
             return self.delivered(request);
         }
         let timeout = self.core.timeout;
+        let _waiting = super::WaitingGuard::new(&self.core.waiting);
         match self
             .core
             .store
@@ -148,13 +172,67 @@ text (and a note), or that the operator declined, or that no answer came within 
         &self,
         Parameters(args): Parameters<AskArgs>,
     ) -> Result<CallToolResult, ErrorData> {
+        self.ask_operator_inner(args)
+            .await
+            .or_else(Fail::into_result)
+    }
+
+    #[tool(
+        description = "Ask the human operator to approve an action before you take it, and wait \
+for the decision. Use it before anything destructive, irreversible, costly or outside the task \
+you were given (deleting data, force-pushing, publishing, spending money). Describe the action in \
+one line and the details (exact commands, files, hosts, consequences) separately. Returns \
+APPROVED or DENIED with the operator's note; if DENIED, do not take the action. If no answer \
+comes within the time limit, the request stays open: do not take the action; call again with the \
+same arguments to keep waiting."
+    )]
+    async fn request_approval(
+        &self,
+        Parameters(args): Parameters<ApprovalArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.request_approval_inner(args)
+            .await
+            .or_else(Fail::into_result)
+    }
+
+    #[tool(
+        description = "Ask the human operator to open network access to one host that the egress \
+proxy refused, and wait for the decision. Give the bare host name (e.g. \"pypi.org\"), the port \
+if not 443, and why your task needs it. When APPROVED, the host:port becomes reachable at once \
+through the proxy (TLS passed through untouched, no credential added): retry your request. When \
+DENIED, the host stays blocked; find another way. If no answer comes within the time limit, the \
+request stays open: call again with the same arguments to keep waiting."
+    )]
+    async fn request_egress(
+        &self,
+        Parameters(args): Parameters<EgressArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.request_egress_inner(args)
+            .await
+            .or_else(Fail::into_result)
+    }
+
+    #[tool(
+        description = "Send the human operator a message without waiting for a reply: progress, \
+a finished milestone, or a problem they should know about. Level is info (default), warning or \
+error. Returns at once. Use ask_operator instead when you need an answer."
+    )]
+    async fn notify(
+        &self,
+        Parameters(args): Parameters<NotifyArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.notify_inner(args).await.or_else(Fail::into_result)
+    }
+}
+
+impl SuperviseMcp {
+    async fn ask_operator_inner(&self, args: AskArgs) -> Result<CallToolResult, Fail> {
         let question = required_text("question", &args.question)?;
         let choices = args.choices.unwrap_or_default();
         if choices.len() > MAX_CHOICES {
-            return Err(ErrorData::invalid_params(
-                format!("choices: at most {MAX_CHOICES} are allowed"),
-                None,
-            ));
+            return Err(Fail::Invalid(format!(
+                "choices: at most {MAX_CHOICES} are allowed"
+            )));
         }
         let mut clean = Vec::with_capacity(choices.len());
         for choice in &choices {
@@ -169,7 +247,7 @@ text (and a note), or that the operator declined, or that no answer came within 
             Waited::NoAnswer(result) => return Ok(result),
         };
         let Some(answer) = request.answer.as_ref() else {
-            return Err(ErrorData::internal_error("answer missing", None));
+            return Err(ErrorData::internal_error("answer missing", None).into());
         };
         let note = note_suffix(answer.note.as_deref());
         Ok(match answer.decision {
@@ -188,19 +266,7 @@ text (and a note), or that the operator declined, or that no answer came within 
         })
     }
 
-    #[tool(
-        description = "Ask the human operator to approve an action before you take it, and wait \
-for the decision. Use it before anything destructive, irreversible, costly or outside the task \
-you were given (deleting data, force-pushing, publishing, spending money). Describe the action in \
-one line and the details (exact commands, files, hosts, consequences) separately. Returns \
-APPROVED or DENIED with the operator's note; if DENIED, do not take the action. If no answer \
-comes within the time limit, the request stays open: do not take the action; call again with the \
-same arguments to keep waiting."
-    )]
-    async fn request_approval(
-        &self,
-        Parameters(args): Parameters<ApprovalArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
+    async fn request_approval_inner(&self, args: ApprovalArgs) -> Result<CallToolResult, Fail> {
         let action = required_text("action", &args.action)?;
         let details = bounded_text("details", &args.details)?;
         let kind = RequestKind::Approval {
@@ -220,30 +286,18 @@ same arguments to keep waiting."
         }))
     }
 
-    #[tool(
-        description = "Ask the human operator to open network access to one host that the egress \
-proxy refused, and wait for the decision. Give the bare host name (e.g. \"pypi.org\"), the port \
-if not 443, and why your task needs it. When APPROVED, the host:port becomes reachable at once \
-through the proxy (TLS passed through untouched, no credential added): retry your request. When \
-DENIED, the host stays blocked; find another way. If no answer comes within the time limit, the \
-request stays open: call again with the same arguments to keep waiting."
-    )]
-    async fn request_egress(
-        &self,
-        Parameters(args): Parameters<EgressArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
+    async fn request_egress_inner(&self, args: EgressArgs) -> Result<CallToolResult, Fail> {
         let host = normalise_host(&args.host).ok_or_else(|| {
-            ErrorData::invalid_params(
+            Fail::Invalid(
                 "host: give a bare DNS name or IPv4 address such as \"pypi.org\" \
-                 (no scheme, port, path or wildcard)",
-                None,
+                 (no scheme, port, path or wildcard)"
+                    .to_owned(),
             )
         })?;
         let port = args.port.unwrap_or(443);
         if port == 0 {
-            return Err(ErrorData::invalid_params(
-                "port: must be between 1 and 65535",
-                None,
+            return Err(Fail::Invalid(
+                "port: must be between 1 and 65535".to_owned(),
             ));
         }
         let reason = required_text("reason", &args.reason)?;
@@ -268,15 +322,7 @@ request stays open: call again with the same arguments to keep waiting."
         }))
     }
 
-    #[tool(
-        description = "Send the human operator a message without waiting for a reply: progress, \
-a finished milestone, or a problem they should know about. Level is info (default), warning or \
-error. Returns at once. Use ask_operator instead when you need an answer."
-    )]
-    async fn notify(
-        &self,
-        Parameters(args): Parameters<NotifyArgs>,
-    ) -> Result<CallToolResult, ErrorData> {
+    async fn notify_inner(&self, args: NotifyArgs) -> Result<CallToolResult, Fail> {
         let message = required_text("message", &args.message)?;
         let level = args.level.unwrap_or_default();
         let request = self
@@ -354,23 +400,19 @@ fn internal(e: Error) -> ErrorData {
     }
 }
 
-fn bounded_text(field: &str, value: &str) -> Result<String, ErrorData> {
+fn bounded_text(field: &str, value: &str) -> Result<String, Fail> {
     if value.len() > MAX_TEXT_BYTES {
-        return Err(ErrorData::invalid_params(
-            format!("{field}: longer than {MAX_TEXT_BYTES} bytes"),
-            None,
-        ));
+        return Err(Fail::Invalid(format!(
+            "{field}: longer than {MAX_TEXT_BYTES} bytes"
+        )));
     }
     Ok(value.trim().to_owned())
 }
 
-fn required_text(field: &str, value: &str) -> Result<String, ErrorData> {
+fn required_text(field: &str, value: &str) -> Result<String, Fail> {
     let value = bounded_text(field, value)?;
     if value.is_empty() {
-        return Err(ErrorData::invalid_params(
-            format!("{field}: must not be empty"),
-            None,
-        ));
+        return Err(Fail::Invalid(format!("{field}: must not be empty")));
     }
     Ok(value)
 }

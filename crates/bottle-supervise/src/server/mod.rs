@@ -7,11 +7,13 @@
 pub(crate) mod audit;
 pub(crate) mod control;
 pub(crate) mod egress;
+pub(crate) mod jsonrpc;
 pub(crate) mod mcp;
 pub(crate) mod store;
 
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,7 +37,26 @@ pub(crate) struct Core {
     pub(crate) egress: EgressAdmin,
     pub(crate) control_token: Secret,
     pub(crate) ident: BottleIdent,
+    /// Ends waiting tools and event long polls (first step of a shutdown).
     pub(crate) cancel: CancellationToken,
+    /// Tool calls currently waiting for the operator.
+    pub(crate) waiting: AtomicUsize,
+}
+
+/// Counts a waiting tool call for as long as it lives.
+pub(crate) struct WaitingGuard<'a>(&'a AtomicUsize);
+
+impl<'a> WaitingGuard<'a> {
+    pub(crate) fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for WaitingGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Core {
@@ -98,6 +119,7 @@ impl SuperviseBuilder {
             control_token: self.config.control_token,
             ident: self.ident,
             cancel: CancellationToken::new(),
+            waiting: AtomicUsize::new(0),
         });
         Ok(Supervise {
             core,
@@ -176,7 +198,9 @@ impl Supervise {
             Arc::new(LocalSessionManager::default()),
             http_config,
         );
-        let mcp_router = axum::Router::new().nest_service("/mcp", service);
+        let mcp_router = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn(jsonrpc::guard));
         let control_router = control::router(self.core.clone());
 
         let mcp_task = tokio::spawn({
@@ -198,6 +222,7 @@ impl Supervise {
         Ok(SuperviseHandle {
             mcp_addr,
             control_addr,
+            core: self.core,
             cancel,
             tasks: vec![mcp_task, control_task],
         })
@@ -215,6 +240,7 @@ fn local_addr(listener: &StdTcpListener) -> Result<SocketAddr> {
 pub struct SuperviseHandle {
     mcp_addr: SocketAddr,
     control_addr: SocketAddr,
+    core: Arc<Core>,
     cancel: CancellationToken,
     tasks: Vec<JoinHandle<std::io::Result<()>>>,
 }
@@ -233,6 +259,17 @@ impl SuperviseHandle {
     /// Stops both servers: waiting tools return "unavailable", open connections get a few
     /// seconds to finish, then are dropped. Pending requests stay in the store for the next run.
     pub async fn shutdown(self) {
+        // First let waiting tools return their "unavailable" result over their open streams,
+        // then stop the servers.
+        self.core.cancel.cancel();
+        let drained = async {
+            while self.core.waiting.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // One more beat for the last result to be written out.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
         self.cancel.cancel();
         for mut task in self.tasks {
             if tokio::time::timeout(Duration::from_secs(5), &mut task)

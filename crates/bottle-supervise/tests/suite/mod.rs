@@ -1,1 +1,6 @@
-//! Integration tests: real MCP clients, real HTTP servers on loopback, a real terminal (tmux).
+//! Integration tests: real MCP clients (rmcp over streamable HTTP), real HTTP servers on
+//! loopback, and a real terminal (tmux) for the console.
+
+mod control_api;
+mod harness;
+mod mcp_tools;
