@@ -47,7 +47,7 @@ pub enum Error {
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(reqwest::Error),
     /// A bottle's control API could not be reached or sent something unreadable.
-    #[error("control API of bottle {bottle}: {source}")]
+    #[error("control API of bottle {bottle}: {}", chain(.source))]
     ControlHttp {
         bottle: String,
         source: reqwest::Error,
@@ -72,7 +72,7 @@ pub enum Error {
     #[error("{limit} requests are already waiting for the operator")]
     TooManyPending { limit: usize },
     /// The egress admin API could not be reached.
-    #[error("egress admin API unreachable: {0}")]
+    #[error("egress admin API unreachable: {}", chain(.0))]
     EgressAdminHttp(reqwest::Error),
     /// The egress admin API refused the route.
     #[error("egress admin API answered {status}: {message}")]
@@ -84,6 +84,22 @@ pub enum Error {
     #[cfg(feature = "server")]
     #[error("no randomness available: {0}")]
     Random(getrandom::Error),
+}
+
+/// An error and its causes, `: `-joined (reqwest's own message omits the cause, e.g. "connection
+/// refused").
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
 }
 
 /// Result alias for this crate.

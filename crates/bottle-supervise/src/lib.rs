@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod color;
+pub mod console;
 pub mod endpoint;
 pub mod error;
 pub mod ops;
