@@ -1,0 +1,532 @@
+//! Test harness: bottles on the real Docker engine, an "internet" of containers on the
+//! bottle's egress network, and cleanup by label even when a test fails.
+//!
+//! The sidecar binary: `BOT_BOTTLE_SIDECAR_BIN` if set, else the harness runs
+//! `cargo build -p bottle-sidecar` once (same `CARGO_TARGET_DIR` as the test build, debug
+//! profile) and uses `<target>/debug/bottle-sidecar`.
+//!
+//! Indexes: tests take network indexes 200..=255 from a process-wide counter (the CLI allocates
+//! from 0 upward through bottle-state), so parallel tests never share a subnet.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bollard::models::{ContainerCreateBody, EndpointSettings, HostConfig, NetworkingConfig};
+use bollard::query_parameters::{CreateContainerOptionsBuilder, UploadToContainerOptionsBuilder};
+use bottle_backend::docker::{self, DockerBackend, SIDECAR_AUDIT_DIR, SIDECAR_STATE_DIR};
+use bottle_backend::{Backend, ExecOutput, UpRequest};
+use bottle_config::{AuthScheme, Secret, SidecarConfig, TlsMode};
+use bottle_plan::resolve::{resolve, Prompter, ResolveInput};
+use bottle_plan::*;
+
+pub const PROBE_IMAGE: &str = "bot-bottle-test/probe:2";
+pub const UPSTREAM_IMAGE: &str = "bot-bottle-test/upstream:2";
+pub const API_HOST: &str = "api.example.test";
+
+pub const PROBE_DOCKERFILE: &str = r#"FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl git ca-certificates procps \
+ && rm -rf /var/lib/apt/lists/*
+RUN useradd --create-home --uid 1000 --shell /bin/bash agent
+USER agent
+"#;
+
+const UPSTREAM_DOCKERFILE: &str = r#"FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 \
+ && rm -rf /var/lib/apt/lists/*
+COPY server.py /srv/server.py
+CMD ["python3", "-u", "/srv/server.py"]
+"#;
+
+/// The fake upstream: HTTPS on 443 (cert from /srv), plain HTTP on 80; logs the
+/// Authorization header it receives on stdout; answers a fixed body.
+const UPSTREAM_SERVER: &str = r#"
+import http.server, ssl, sys, threading
+class H(http.server.BaseHTTPRequestHandler):
+    def handle_one(self):
+        auth = self.headers.get("Authorization")
+        sys.stdout.write("REQUEST %s %s AUTH=%s\n" % (self.command, self.path, auth))
+        sys.stdout.flush()
+        body = b"hello from upstream\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = handle_one
+    do_POST = handle_one
+    def log_message(self, *a):
+        pass
+def plain():
+    http.server.ThreadingHTTPServer(("0.0.0.0", 80), H).serve_forever()
+threading.Thread(target=plain, daemon=True).start()
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain("/srv/cert.pem", "/srv/key.pem")
+s = http.server.ThreadingHTTPServer(("0.0.0.0", 443), H)
+s.socket = ctx.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"#;
+
+static NEXT_INDEX: AtomicU32 = AtomicU32::new(200);
+
+pub fn next_index() -> u32 {
+    let i = NEXT_INDEX.fetch_add(1, Ordering::SeqCst);
+    assert!(i < docker::MAX_INDEX, "test network indexes exhausted");
+    i
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// The sidecar binary (built once per test process).
+pub fn sidecar_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BOT_BOTTLE_SIDECAR_BIN") {
+            return PathBuf::from(p);
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "bottle-sidecar", "-j", "2"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p bottle-sidecar");
+        assert!(status.success(), "cargo build -p bottle-sidecar failed");
+        let p = target_dir().join("debug/bottle-sidecar");
+        assert!(p.is_file(), "no sidecar binary at {}", p.display());
+        p
+    })
+    .clone()
+}
+
+pub async fn backend() -> DockerBackend {
+    DockerBackend::connect()
+        .await
+        .expect("docker engine")
+        .with_sidecar_binary(sidecar_binary())
+}
+
+/// A test CA and a leaf for [`API_HOST`] (the fake upstream's certificate).
+pub struct UpstreamTls {
+    pub ca_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+pub fn upstream_tls() -> UpstreamTls {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![API_HOST.to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    UpstreamTls {
+        ca_pem: ca.pem(),
+        cert_pem: leaf.pem(),
+        key_pem: leaf_key.serialize_pem(),
+    }
+}
+
+struct NoPrompt;
+impl Prompter for NoPrompt {
+    fn ask(&mut self, name: &str) -> std::result::Result<String, String> {
+        Err(format!("no prompt in tests ({name})"))
+    }
+}
+
+/// Options of a test bottle.
+pub struct Opts {
+    pub command: Vec<String>,
+    /// Real token for the API route (injected by the proxy as a bearer token).
+    pub token: String,
+    pub setup: Vec<SetupCommand>,
+    pub files: Vec<GuestFile>,
+    pub git: Vec<GitPlan>,
+    pub insteadof: Vec<InsteadOf>,
+    pub extra_roots: Option<String>,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            command: vec!["true".into()],
+            token: format!(
+                "real-secret-{}",
+                std::process::id() as u64 * 7919 + next_nonce()
+            ),
+            setup: vec![],
+            files: vec![],
+            git: vec![],
+            insteadof: vec![],
+            extra_roots: None,
+        }
+    }
+}
+
+fn next_nonce() -> u64 {
+    static N: AtomicU32 = AtomicU32::new(1);
+    u64::from(N.fetch_add(1, Ordering::SeqCst))
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+}
+
+pub fn test_plan(slug: &str, opts: &Opts) -> Plan {
+    let mcp_url = format!("http://{SIDECAR_HOST}:{MCP_PORT}/mcp");
+    let proxy_url = format!("http://{SIDECAR_HOST}:{PROXY_PORT}");
+    let no_proxy = format!("localhost,127.0.0.1,{SIDECAR_HOST}");
+    let lit = |v: &str| EnvSource::Literal { value: v.into() };
+    let mut env = Vec::new();
+    for (k, v) in [
+        ("HTTPS_PROXY", proxy_url.as_str()),
+        ("HTTP_PROXY", proxy_url.as_str()),
+        ("https_proxy", proxy_url.as_str()),
+        ("http_proxy", proxy_url.as_str()),
+        ("NO_PROXY", no_proxy.as_str()),
+        ("no_proxy", no_proxy.as_str()),
+        ("NODE_EXTRA_CA_CERTS", GUEST_CA_PATH),
+        ("SSL_CERT_FILE", GUEST_CA_PATH),
+        ("CODEX_CA_CERTIFICATE", GUEST_CA_PATH),
+        ("GIT_SSL_CAINFO", GUEST_CA_PATH),
+    ] {
+        env.push(EnvVar {
+            name: k.into(),
+            value: lit(v),
+            hidden: false,
+        });
+    }
+    env.push(EnvVar {
+        name: "API_TOKEN".into(),
+        value: EnvSource::Placeholder,
+        hidden: true,
+    });
+    Plan {
+        slug: slug.into(),
+        name: "probe".into(),
+        label: None,
+        color: None,
+        backend: BackendKind::Docker,
+        manifest_path: PathBuf::from("/nonexistent/bottle.yaml"),
+        provider: ProviderRef {
+            name: "probe".into(),
+            kind: ProviderKind::User,
+        },
+        image: ImagePlan {
+            tag: PROBE_IMAGE.into(),
+            dockerfile: PROBE_DOCKERFILE.into(),
+            source: DockerfileSource::Builtin {
+                provider: "probe".into(),
+            },
+            context_dir: None,
+        },
+        agent: AgentPlan {
+            user: "agent".into(),
+            home: "/home/agent".into(),
+            workdir: "/home/agent/work".into(),
+            command: opts.command.clone(),
+            env,
+            files: opts.files.clone(),
+            dirs: vec![],
+            setup: opts.setup.clone(),
+            mcp_url,
+            proxy_url,
+            no_proxy,
+            ca_cert_path: GUEST_CA_PATH.into(),
+            git_insteadof: opts.insteadof.clone(),
+        },
+        sidecar: SidecarPlan {
+            routes: vec![RoutePlan {
+                host: API_HOST.into(),
+                ports: vec![],
+                methods: vec![],
+                paths: vec![],
+                tls: TlsMode::Intercept,
+                auth: Some(AuthPlan {
+                    scheme: AuthScheme::Bearer,
+                    secret: SecretRef::HostVar {
+                        var: "TEST_API_TOKEN".into(),
+                    },
+                }),
+                allow_private: true,
+                origin: "manifest".into(),
+            }],
+            git: opts.git.clone(),
+            supervise_timeout_secs: 30,
+        },
+        resources: ResourceNames::for_slug(slug),
+    }
+}
+
+/// A running test bottle; `down` runs when it is dropped (also on panic).
+pub struct Bottle {
+    pub slug: String,
+    pub index: u32,
+    pub plan: Plan,
+    pub sidecar: SidecarConfig,
+    pub token: String,
+    pub backend: DockerBackend,
+    pub home: tempfile::TempDir,
+}
+
+impl Drop for Bottle {
+    fn drop(&mut self) {
+        let slug = self.slug.clone();
+        // Drop may run inside a runtime: tear down on a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Runtime::new().unwrap();
+            rt.block_on(async {
+                if let Ok(b) = DockerBackend::connect().await {
+                    let _ = b.down(&slug).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn slug(tag: &str) -> String {
+    format!("t-{tag}-{:x}", next_nonce() & 0xffffff)
+}
+
+/// Prepares (plan, config) without starting anything.
+pub fn prepare(
+    tag: &str,
+    opts: Opts,
+) -> (
+    String,
+    u32,
+    Plan,
+    SidecarConfig,
+    Vec<(String, Secret)>,
+    tempfile::TempDir,
+) {
+    let slug = slug(tag);
+    let index = next_index();
+    let plan = test_plan(&slug, &opts);
+    let ca = bottle_tls::Ca::generate(&format!("bot-bottle {slug}")).unwrap();
+    let token = opts.token.clone();
+    let env = move |v: &str| (v == "TEST_API_TOKEN").then(|| token.clone());
+    let resolved = resolve(
+        &plan,
+        ResolveInput {
+            host_env: &env,
+            prompter: &mut NoPrompt,
+            ca: bottle_config::CaMaterial {
+                cert_pem: ca.cert_pem().into(),
+                key_pem: Secret::new(ca.key_pem()),
+            },
+            endpoints: docker::endpoints(index).unwrap(),
+            admin_token: Secret::new(format!("admin-{}", next_nonce())),
+            control_token: Secret::new(format!("control-{}", next_nonce())),
+            provisioned_keys: Default::default(),
+            audit_dir: SIDECAR_AUDIT_DIR.into(),
+            state_dir: SIDECAR_STATE_DIR.into(),
+            extra_roots_pem: opts.extra_roots.clone(),
+        },
+    )
+    .unwrap();
+    let home = tempfile::tempdir().unwrap();
+    (
+        slug,
+        index,
+        plan,
+        resolved.sidecar,
+        resolved.agent_env,
+        home,
+    )
+}
+
+pub async fn start(tag: &str, mut opts: Opts) -> Bottle {
+    let tls = upstream_tls();
+    if opts.extra_roots.is_none() {
+        opts.extra_roots = Some(tls.ca_pem.clone());
+    }
+    let token = opts.token.clone();
+    let (slug, index, plan, sidecar, agent_env, home) = prepare(tag, opts);
+    let backend = backend().await;
+    let bottle = Bottle {
+        slug: slug.clone(),
+        index,
+        plan,
+        sidecar,
+        token,
+        backend: backend.clone(),
+        home,
+    };
+    let audit = bottle.home.path().join("audit");
+    let state = bottle.home.path().join("sidecar");
+    tokio::time::timeout(
+        Duration::from_secs(900),
+        backend.up(UpRequest {
+            plan: &bottle.plan,
+            sidecar: &bottle.sidecar,
+            agent_env: &agent_env,
+            audit_dir: &audit,
+            state_dir: &state,
+            index,
+            progress: false,
+        }),
+    )
+    .await
+    .expect("up timed out")
+    .expect("up");
+    start_upstream(&bottle, &tls).await;
+    bottle
+}
+
+/// Starts the fake upstream on the bottle's egress network under [`API_HOST`], labelled with
+/// the bottle's slug so `down` removes it.
+async fn start_upstream(b: &Bottle, tls: &UpstreamTls) {
+    let docker = b.backend.client();
+    ensure_upstream_image(&b.backend).await;
+    let name = format!("bot-bottle-{}-upstream", b.slug);
+    let labels: HashMap<String, String> = b.plan.resources.labels.clone().into_iter().collect();
+    let body = ContainerCreateBody {
+        image: Some(UPSTREAM_IMAGE.into()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(b.plan.resources.egress_network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                b.plan.resources.egress_network.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![API_HOST.into()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        )
+        .await
+        .unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        ("srv/cert.pem", &tls.cert_pem),
+        ("srv/key.pem", &tls.key_pem),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, path, data.as_bytes()).unwrap();
+    }
+    docker
+        .upload_to_container(
+            &name,
+            Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+            bollard::body_full(tar.into_inner().unwrap().into()),
+        )
+        .await
+        .unwrap();
+    docker.start_container(&name, None).await.unwrap();
+}
+
+async fn ensure_upstream_image(b: &DockerBackend) {
+    use futures_util::StreamExt;
+    let docker = b.client();
+    if docker.inspect_image(UPSTREAM_IMAGE).await.is_ok() {
+        return;
+    }
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data) in [
+        ("Dockerfile", UPSTREAM_DOCKERFILE),
+        ("server.py", UPSTREAM_SERVER),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, path, data.as_bytes()).unwrap();
+    }
+    let opts = bollard::query_parameters::BuildImageOptionsBuilder::default()
+        .t(UPSTREAM_IMAGE)
+        .rm(true)
+        .build();
+    let mut s = docker.build_image(
+        opts,
+        None,
+        Some(bollard::body_full(tar.into_inner().unwrap().into())),
+    );
+    while let Some(item) = s.next().await {
+        item.expect("build upstream image");
+    }
+}
+
+impl Bottle {
+    /// Runs a shell script in the agent as the agent user.
+    pub async fn sh(&self, script: &str) -> ExecOutput {
+        let argv = vec!["bash".to_string(), "-c".to_string(), script.to_string()];
+        tokio::time::timeout(
+            Duration::from_secs(120),
+            self.backend
+                .exec(&self.slug, &self.plan.agent, &argv, false),
+        )
+        .await
+        .expect("exec timed out")
+        .expect("exec")
+    }
+
+    /// The fake upstream's stdout (its request log).
+    pub async fn upstream_log(&self) -> String {
+        use futures_util::StreamExt;
+        let name = format!("bot-bottle-{}-upstream", self.slug);
+        let opts = bollard::query_parameters::LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let mut s = self.backend.client().logs(&name, Some(opts));
+        let mut out = String::new();
+        while let Some(Ok(c)) = s.next().await {
+            out.push_str(&String::from_utf8_lossy(&c.into_bytes()));
+        }
+        out
+    }
+
+    /// The upstream's address on the egress network.
+    pub async fn upstream_ip(&self) -> String {
+        let name = format!("bot-bottle-{}-upstream", self.slug);
+        let c = self
+            .backend
+            .client()
+            .inspect_container(&name, None)
+            .await
+            .unwrap();
+        let nets = c.network_settings.unwrap().networks.unwrap();
+        nets.get(&self.plan.resources.egress_network)
+            .unwrap()
+            .ip_address
+            .clone()
+            .unwrap()
+    }
+}
+
+/// Every labelled resource of a slug (containers and networks), as names.
+pub async fn labelled(b: &DockerBackend, slug: &str) -> Vec<String> {
+    let st = b.status(slug).await.unwrap();
+    let mut v = st.networks.clone();
+    if st.agent != bottle_backend::ContainerState::Missing {
+        v.push("agent".into());
+    }
+    if st.sidecar != bottle_backend::ContainerState::Missing {
+        v.push("sidecar".into());
+    }
+    v
+}
