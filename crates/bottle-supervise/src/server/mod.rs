@@ -184,7 +184,8 @@ impl Supervise {
         };
         let mcp_listener = to_tokio(self.mcp, mcp_addr)?;
         let control_listener = to_tokio(self.control, control_addr)?;
-        let cancel = self.core.cancel.clone();
+        // The servers stop only after waiting tools have returned "unavailable" (see `shutdown`).
+        let cancel = CancellationToken::new();
 
         let mut http_config =
             StreamableHttpServerConfig::default().with_cancellation_token(cancel.child_token());

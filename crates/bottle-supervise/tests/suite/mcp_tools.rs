@@ -351,8 +351,14 @@ async fn restart_keeps_pending_requests_answerable_and_answers_kept() {
     });
     let pending = h.wait_pending(1).await;
     let h = h.restart().await;
-    // The old client's call went down with the old server (an agent reconnects and calls again).
-    pending_task.abort();
+    // The agent's waiting call was told the service stopped, before the server went away.
+    let ended = tokio::time::timeout(WAIT, pending_task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status(&ended), "unavailable");
+    assert!(text(&ended).contains("stopped before the operator answered"));
     drop(client);
 
     let after = h.wait_pending(1).await;
