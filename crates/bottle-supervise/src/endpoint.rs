@@ -239,7 +239,7 @@ pub fn write_supervise_file(
     token: &Secret,
 ) -> crate::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let path = bottle_dir.join("supervise.json");
     let write_err = |source| Error::Write {
         path: path.clone(),
@@ -253,6 +253,10 @@ pub fn write_supervise_file(
         .truncate(true)
         .mode(0o600)
         .open(&path)
+        .map_err(write_err)?;
+    // `mode` applies only when the file is created; tighten one that already existed before
+    // the token goes in.
+    file.set_permissions(fs::Permissions::from_mode(0o600))
         .map_err(write_err)?;
     file.write_all(body.to_string().as_bytes())
         .map_err(write_err)
@@ -317,6 +321,19 @@ mod tests {
             assert!(!e.contains("tok-"), "no token in errors: {e}");
         }
         assert!(!format!("{:?}", found.endpoints).contains("tok-"));
+    }
+
+    #[test]
+    fn rewriting_tightens_a_loose_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("supervise.json");
+        fs::write(&path, "{}").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        write_supervise_file(dir.path(), "http://127.0.0.1:1", &Secret::new("t")).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
 
     #[test]
