@@ -27,6 +27,8 @@ use bottle_plan::*;
 pub const PROBE_IMAGE: &str = "bot-bottle-test/probe:2";
 pub const UPSTREAM_IMAGE: &str = "bot-bottle-test/upstream:2";
 pub const API_HOST: &str = "api.example.test";
+/// Another name of the same fake upstream, with no route: the proxy must refuse it.
+pub const UNROUTED_HOST: &str = "unrouted.example.test";
 
 pub const PROBE_DOCKERFILE: &str = r#"FROM debian:bookworm-slim
 RUN apt-get update \
@@ -384,6 +386,20 @@ pub async fn start(tag: &str, mut opts: Opts) -> Bottle {
     .expect("up timed out")
     .expect("up");
     start_upstream(&bottle, &tls).await;
+    // Wait until the fake upstream listens (python takes a moment to start).
+    for _ in 0..100 {
+        let probe = bottle
+            .upstream_exec(&[
+                "python3",
+                "-c",
+                "import socket; socket.create_connection(('127.0.0.1', 443), 2); socket.create_connection(('127.0.0.1', 80), 2)",
+            ])
+            .await;
+        if probe.exit_code == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     bottle
 }
 
@@ -515,6 +531,48 @@ impl Bottle {
             .ip_address
             .clone()
             .unwrap()
+    }
+}
+
+impl Bottle {
+    /// Runs a command in the fake upstream container (a machine on the egress side).
+    pub async fn upstream_exec(&self, argv: &[&str]) -> ExecOutput {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use futures_util::StreamExt;
+        let name = format!("bot-bottle-{}-upstream", self.slug);
+        let docker = self.backend.client();
+        let id = docker
+            .create_exec(
+                &name,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let mut out = ExecOutput {
+            exit_code: -1,
+            stdout: vec![],
+            stderr: vec![],
+        };
+        if let StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&id, None).await.unwrap()
+        {
+            while let Some(Ok(o)) = output.next().await {
+                out.stdout.extend_from_slice(&o.into_bytes());
+            }
+        }
+        out.exit_code = docker
+            .inspect_exec(&id)
+            .await
+            .unwrap()
+            .exit_code
+            .unwrap_or(-1);
+        out
     }
 }
 
