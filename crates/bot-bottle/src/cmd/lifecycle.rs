@@ -259,16 +259,14 @@ pub fn resolve_input<'a>(
     })
 }
 
-/// Writes `supervise.json` (0600): where the host reaches the bottle's control API, and its token.
+/// Writes `supervise.json` (0600): where the host reaches the bottle's control API, and its
+/// token (the supervise crate owns the file's format; the console reads it back).
 pub fn write_supervise_json(
     home: &Home,
     slug: &str,
     control_url: &str,
     token: &Secret,
 ) -> anyhow::Result<()> {
-    let body = serde_json::json!({ "control_url": control_url, "control_token": token.expose() });
-    let path = home.bottle(slug)?.supervise_state();
-    let _ = std::fs::remove_file(&path);
-    bottle_state::write_secret_file(&path, body.to_string().as_bytes())?;
+    bottle_supervise::endpoint::write_supervise_file(home.bottle(slug)?.dir(), control_url, token)?;
     Ok(())
 }

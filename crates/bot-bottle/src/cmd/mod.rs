@@ -8,9 +8,10 @@ mod manage;
 mod plan;
 mod providers;
 mod start;
+mod supervise;
 
 use crate::cli::{Cli, Command};
-use crate::exit::{not_available, Outcome};
+use crate::exit::Outcome;
 
 /// Runs the parsed command.
 pub fn dispatch(cli: Cli) -> Outcome {
@@ -26,16 +27,11 @@ pub fn dispatch(cli: Cli) -> Outcome {
         Command::Rm(a) => manage::rm(a),
         Command::Logs(a) => logs::run(a),
         Command::Doctor(a) => manage::doctor(a),
-        Command::Supervise => Err(not_available(
-            "supervise",
-            "the supervise console has not landed in this build",
-        )),
-        Command::Requests(_) | Command::Approve(_) | Command::Deny(_) | Command::Answer(_) => {
-            Err(not_available(
-                "requests",
-                "the supervise control API has not landed in this build",
-            ))
-        }
+        Command::Supervise => supervise::console(),
+        Command::Requests(a) => supervise::requests(a),
+        Command::Approve(a) => supervise::approve(a),
+        Command::Deny(a) => supervise::deny(a),
+        Command::Answer(a) => supervise::answer(a),
     }
 }
 
