@@ -46,9 +46,21 @@ pub enum Error {
 /// Result alias for this crate.
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// The rustls crypto provider used for everything this crate builds (ring: small, fast build).
+/// The rustls crypto provider used for everything this crate builds (ring: small, fast build),
+/// with the AES-128-GCM suites first: as strong as needed here and ~25% cheaper per byte than
+/// AES-256, which matters when the proxy encrypts every byte twice.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::CipherSuite as C;
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites.sort_by_key(|s| {
+        !matches!(
+            s.suite(),
+            C::TLS13_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+                | C::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        )
+    });
+    Arc::new(p)
 }
 
 /// A bottle's certificate authority: certificate (public) and key (secret).
@@ -195,6 +207,8 @@ const CACHE_MAX: usize = 1024;
 pub struct LeafCache {
     ca: Ca,
     provider: Arc<CryptoProvider>,
+    /// One ticketer for all leaves, so a resumed session works across hosts' configs.
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
     configs: Mutex<HashMap<String, Arc<ServerConfig>>>,
 }
 
@@ -210,6 +224,7 @@ impl LeafCache {
         Self {
             ca,
             provider: provider(),
+            ticketer: rustls::crypto::ring::Ticketer::new().ok(),
             configs: Mutex::new(HashMap::new()),
         }
     }
@@ -237,6 +252,11 @@ impl LeafCache {
             .with_no_client_auth()
             .with_cert_resolver(Arc::new(FixedCert(ck)));
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // Our suite order (AES-128 first), not the client's.
+        cfg.ignore_client_order = true;
+        if let Some(t) = &self.ticketer {
+            cfg.ticketer = t.clone();
+        }
         let cfg = Arc::new(cfg);
         let mut map = self.lock();
         if map.len() >= CACHE_MAX {
