@@ -77,6 +77,13 @@ s.serve_forever()
 static NEXT_INDEX: AtomicU32 = AtomicU32::new(200);
 
 pub fn next_index() -> u32 {
+    // A child process (the SIGKILL test) is handed an index its parent reserved.
+    if let Some(i) = std::env::var("BB_TEST_INDEX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return i;
+    }
     let i = NEXT_INDEX.fetch_add(1, Ordering::SeqCst);
     assert!(i < docker::MAX_INDEX, "test network indexes exhausted");
     i

@@ -53,3 +53,67 @@ async fn up_provisions_and_down_removes_everything_labelled() {
     assert_eq!(report.networks.len(), 2, "{report:?}");
     assert!(harness::labelled(&b.backend, &b.slug).await.is_empty());
 }
+
+/// Not a test on its own: the child process of `start_killed_midway_is_cleaned_by_down`.
+/// Without `BB_TEST_KILL_TAG` it returns at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_child_helper() {
+    let Ok(tag) = std::env::var("BB_TEST_KILL_TAG") else {
+        return;
+    };
+    let b = harness::start(&tag, Opts::default()).await;
+    std::mem::forget(b);
+    tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_killed_midway_is_cleaned_by_down() {
+    let tag = format!("kill{}", std::process::id());
+    // Build the sidecar here, so the child does not spend its time in cargo.
+    let _ = harness::sidecar_binary();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "suite::lifecycle::sigkill_child_helper",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BB_TEST_KILL_TAG", &tag)
+        .env("BB_TEST_INDEX", harness::next_index().to_string())
+        .env("BOT_BOTTLE_SIDECAR_BIN", harness::sidecar_binary())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let backend = harness::backend().await;
+    let prefix = format!("t-{tag}-");
+    // Kill as soon as the sidecar container exists: networks and sidecar made, agent maybe not.
+    let mut slug = None;
+    for _ in 0..2400 {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the child exited before it was killed: {status}");
+        }
+        if let Some(st) = backend
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.slug.starts_with(&prefix))
+        {
+            if st.sidecar != ContainerState::Missing {
+                slug = Some(st.slug);
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let slug = slug.expect("the child never created its sidecar");
+    assert!(!harness::labelled(&backend, &slug).await.is_empty());
+    let report = backend.down(&slug).await.unwrap();
+    assert!(!report.networks.is_empty(), "{report:?}");
+    assert!(harness::labelled(&backend, &slug).await.is_empty());
+    // `down` is idempotent.
+    assert_eq!(backend.down(&slug).await.unwrap(), Default::default());
+}
