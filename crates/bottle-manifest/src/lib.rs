@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Error, Errors, Location, Result};
 pub use types::*;
-pub use validate::{parse_timeout, GitUpstream, UpstreamKind, DEFAULT_SUPERVISE_TIMEOUT};
+pub use validate::{
+    is_provider_path, parse_timeout, GitUpstream, UpstreamKind, DEFAULT_SUPERVISE_TIMEOUT,
+};
 
 /// Largest manifest accepted, in bytes. A real one is a few kilobytes.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;

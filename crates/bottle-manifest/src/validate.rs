@@ -482,16 +482,17 @@ fn top_level(c: &mut Checker<'_>, m: &Manifest) {
 
 fn agent(c: &mut Checker<'_>, m: &Manifest) {
     let a = &m.agent;
-    let provider_ok = !a.provider.is_empty()
-        && a.provider.len() <= 40
-        && a.provider
-            .chars()
-            .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-');
+    let provider_ok = is_provider_path(&a.provider)
+        || (!a.provider.is_empty()
+            && a.provider.len() <= 40
+            && a.provider
+                .chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-'));
     if !provider_ok {
         c.value(
             &path!["agent", "provider"],
-            "`agent.provider` must be `claude`, `codex` or a user provider's name (lowercase letters, digits, `-`)",
-            "e.g. `provider: claude`",
+            "`agent.provider` must be `claude`, `codex`, a user provider's name (lowercase letters, digits, `-`) or a provider folder path starting with `./`, `../` or `/`",
+            "e.g. `provider: claude`, or `provider: ./provider` for a folder with provider.yaml and Dockerfile beside the manifest",
         );
     }
     if let Some(token) = &a.auth_token {
@@ -844,6 +845,11 @@ pub(crate) struct FileRef {
     pub hint: String,
 }
 
+/// True when `agent.provider` names a provider folder by path rather than by name.
+pub fn is_provider_path(provider: &str) -> bool {
+    provider.starts_with("./") || provider.starts_with("../") || provider.starts_with('/')
+}
+
 pub(crate) fn referenced_files(m: &Manifest) -> Vec<FileRef> {
     let rel = "paths are relative to the manifest's folder; `~/` means your home folder";
     let mut out = Vec::new();
@@ -863,6 +869,21 @@ pub(crate) fn referenced_files(m: &Manifest) -> Vec<FileRef> {
             p,
             path!["prompt"].to_vec(),
             format!("create it or fix the path ({rel})"),
+        );
+    }
+    if is_provider_path(&m.agent.provider) {
+        let folder = PathBuf::from(&m.agent.provider);
+        file(
+            "provider definition",
+            &folder.join("provider.yaml"),
+            path!["agent", "provider"].to_vec(),
+            format!("the provider folder needs provider.yaml and a Dockerfile ({rel})"),
+        );
+        file(
+            "provider Dockerfile",
+            &folder.join("Dockerfile"),
+            path!["agent", "provider"].to_vec(),
+            format!("the provider folder needs provider.yaml and a Dockerfile ({rel})"),
         );
     }
     if let Some(p) = &m.agent.dockerfile {

@@ -65,11 +65,13 @@ pub fn resolve_path(base: &Path, p: &Path, host_env: &dyn Fn(&str) -> Option<Str
             return PathBuf::from(home).join(rest);
         }
     }
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         base.join(p)
-    }
+    };
+    // `components()` drops interior `.` segments, so `dir/./x` prints as `dir/x`.
+    joined.components().collect()
 }
 
 /// Supervise timeout in seconds (the manifest validator has already checked the syntax).
@@ -196,7 +198,11 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
         .manifest_path
         .parent()
         .unwrap_or_else(|| Path::new("."));
-    let provider = provider::find(&m.agent.provider, input.bot_home)?;
+    let provider = if bottle_manifest::is_provider_path(&m.agent.provider) {
+        provider::load_user(&resolve_path(base, Path::new(&m.agent.provider), env))?
+    } else {
+        provider::find(&m.agent.provider, input.bot_home)?
+    };
     let pdef = &provider.def;
     let label = input.overrides.label.clone().or_else(|| m.label.clone());
     let color = input.overrides.color.clone().or_else(|| m.color.clone());
