@@ -5,9 +5,10 @@
 //! (as the agent user, then the provider's setup commands) and read back by the real agent:
 //! Claude keeps the seeded onboarding/trust and registers supervise; Codex loads config.toml,
 //! sees the supervise MCP server, its title is off, and the placeholder auth.json counts as
-//! a ChatGPT login; the status-line script runs with the image's own `sh`.
+//! a ChatGPT login; the status-line script runs with the image's own `sh`; and Claude, started
+//! in tmux as a bottle attaches it, opens straight at its prompt with the bottle's status line.
 //!
-//! Needs a running Docker Engine and the local base image `debian:bookworm-slim`
+//! Needs a running Docker Engine, tmux, and the local base image `debian:bookworm-slim`
 //! (`.ci/base-images.sh`). Behind a TLS-intercepting proxy, set `BOT_BOTTLE_BUILD_CA_CERT` to
 //! a PEM file (default: the host's `/usr/local/share/ca-certificates/*.crt`); it is passed as
 //! the Dockerfiles' `BUILD_CA_CERT` build argument and not kept in the image.
@@ -367,4 +368,109 @@ fn codex_files_work_in_the_image() {
     };
     assert_eq!(line("config.toml parse"), "ok");
     assert_eq!(line("title source"), "disabled");
+}
+
+/// A tmux server on its own socket (so parallel tests never share one), killed on drop.
+struct Tmux(String);
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> Output {
+        Command::new("tmux")
+            .arg("-L")
+            .arg(&self.0)
+            .args(args)
+            .output()
+            .expect("tmux must be installed for the interactive image test")
+    }
+
+    fn pane(&self, escapes: bool) -> String {
+        let mut args = vec!["capture-pane", "-p", "-t", "agent"];
+        if escapes {
+            args.push("-e");
+        }
+        String::from_utf8_lossy(&self.cmd(&args).stdout).into_owned()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.cmd(&["kill-server"]);
+    }
+}
+
+/// Claude, started in the provisioned image the way a bottle attaches it, goes straight to its
+/// prompt — no onboarding, theme, trust, bypass-mode or auto-mode dialogs — in bypass mode,
+/// with the bottle's status line `label (name) · model` in the bottle's colour.
+#[test]
+fn claude_starts_at_the_prompt_with_the_bottle_status_line() {
+    let tag = image("claude");
+    let case = Case::new(
+        "claude-implementer",
+        "label: bob\ncolor: magenta\n",
+        "  provider: claude\n  auth_token: CLAUDE_OAUTH\n",
+    );
+    let plan = case.plan(Overrides::default());
+    let c = Container::start(&tag, &plan.agent.user);
+    let env = c.provision(&plan);
+
+    let mut line = format!(
+        "docker exec -it --user {} -w /home/node/work",
+        plan.agent.user
+    );
+    for (k, v) in env
+        .iter()
+        .chain([&("TERM".to_string(), "xterm-256color".to_string())])
+    {
+        line.push_str(" -e ");
+        line.push_str(&bottle_plan::provider::sh_quote(&format!("{k}={v}")));
+    }
+    line.push(' ');
+    line.push_str(&c.0);
+    for w in &plan.agent.command {
+        line.push(' ');
+        line.push_str(&bottle_plan::provider::sh_quote(w));
+    }
+    let tmux = Tmux(format!("bbt-{}", c.0));
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "agent",
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &line,
+    ]);
+    ok(&out, "tmux new-session");
+
+    // Wait for the status line (generous: the first start of a 400 MB binary on a busy CI box).
+    let want = "bob (claude-implementer) · ";
+    let mut screen = String::new();
+    for _ in 0..240 {
+        screen = tmux.pane(false);
+        if screen.contains(want) && screen.contains("bypass permissions on") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(screen.contains(want), "no status line:\n{screen}");
+    assert!(screen.contains("bypass permissions on"), "{screen}");
+    for dialog in [
+        "Choose the text style",
+        "trust the files",
+        "Bypass Permissions mode",
+        "Make auto mode your default",
+        "Select login method",
+        "Detected a custom API key",
+    ] {
+        assert!(
+            !screen.contains(dialog),
+            "dialog `{dialog}` shown:\n{screen}"
+        );
+    }
+    assert!(
+        tmux.pane(true).contains("\x1b[35mbob (claude-implementer)"),
+        "the label is not in the bottle's colour"
+    );
 }
