@@ -403,11 +403,22 @@ impl Drop for Tmux {
 /// with the bottle's status line `label (name) · model` in the bottle's colour.
 #[test]
 fn claude_starts_at_the_prompt_with_the_bottle_status_line() {
+    claude_starts_at_the_prompt("CLAUDE_OAUTH");
+}
+
+/// With an API key, the placeholder in `ANTHROPIC_API_KEY` is pre-approved, so Claude does not
+/// ask whether to use the key it found.
+#[test]
+fn claude_with_an_api_key_starts_at_the_prompt() {
+    claude_starts_at_the_prompt("CLAUDE_API_KEY");
+}
+
+fn claude_starts_at_the_prompt(auth_var: &str) {
     let tag = image("claude");
     let case = Case::new(
         "claude-implementer",
         "label: bob\ncolor: magenta\n",
-        "  provider: claude\n  auth_token: CLAUDE_OAUTH\n",
+        &format!("  provider: claude\n  auth_token: {auth_var}\n"),
     );
     let plan = case.plan(Overrides::default());
     let c = Container::start(&tag, &plan.agent.user);
@@ -463,6 +474,7 @@ fn claude_starts_at_the_prompt_with_the_bottle_status_line() {
         "Make auto mode your default",
         "Select login method",
         "Detected a custom API key",
+        "Do you want to use this API key",
     ] {
         assert!(
             !screen.contains(dialog),
