@@ -6,7 +6,8 @@
 //! Claude keeps the seeded onboarding/trust and registers supervise; Codex loads config.toml,
 //! sees the supervise MCP server, its title is off, and the placeholder auth.json counts as
 //! a ChatGPT login; the status-line script runs with the image's own `sh`; and Claude, started
-//! in tmux as a bottle attaches it, opens straight at its prompt with the bottle's status line.
+//! in tmux as a bottle attaches it, opens straight at its prompt with the bottle's status line;
+//! Codex opens at its prompt with the placeholder login and leaves the host's title alone.
 //!
 //! Needs a running Docker Engine, tmux, and the local base image `debian:bookworm-slim`
 //! (`.ci/base-images.sh`). Behind a TLS-intercepting proxy, set `BOT_BOTTLE_BUILD_CA_CERT` to
@@ -424,36 +425,7 @@ fn claude_starts_at_the_prompt(auth_var: &str) {
     let c = Container::start(&tag, &plan.agent.user);
     let env = c.provision(&plan);
 
-    let mut line = format!(
-        "docker exec -it --user {} -w /home/node/work",
-        plan.agent.user
-    );
-    for (k, v) in env
-        .iter()
-        .chain([&("TERM".to_string(), "xterm-256color".to_string())])
-    {
-        line.push_str(" -e ");
-        line.push_str(&bottle_plan::provider::sh_quote(&format!("{k}={v}")));
-    }
-    line.push(' ');
-    line.push_str(&c.0);
-    for w in &plan.agent.command {
-        line.push(' ');
-        line.push_str(&bottle_plan::provider::sh_quote(w));
-    }
-    let tmux = Tmux(format!("bbt-{}", c.0));
-    let out = tmux.cmd(&[
-        "new-session",
-        "-d",
-        "-s",
-        "agent",
-        "-x",
-        "120",
-        "-y",
-        "35",
-        &line,
-    ]);
-    ok(&out, "tmux new-session");
+    let tmux = attach_in_tmux(&c, &plan, &env);
 
     // Wait for the status line (generous: the first start of a 400 MB binary on a busy CI box).
     let want = "bob (claude-implementer) · ";
@@ -485,4 +457,89 @@ fn claude_starts_at_the_prompt(auth_var: &str) {
         tmux.pane(true).contains("\x1b[35mbob (claude-implementer)"),
         "the label is not in the bottle's colour"
     );
+}
+
+/// Runs the plan's command in the container inside a fresh tmux server, the way a bottle
+/// attaches it: the host first sets the terminal title to the bottle's display name.
+fn attach_in_tmux(c: &Container, plan: &Plan, env: &[(String, String)]) -> Tmux {
+    let display = match &plan.label {
+        Some(l) => format!("{l} ({})", plan.name),
+        None => plan.name.clone(),
+    };
+    let mut line = format!(
+        "printf '\\033]2;%s\\007' {}; docker exec -it --user {} -w {}",
+        bottle_plan::provider::sh_quote(&display),
+        plan.agent.user,
+        plan.agent.workdir.display()
+    );
+    for (k, v) in env
+        .iter()
+        .chain([&("TERM".to_string(), "xterm-256color".to_string())])
+    {
+        line.push_str(" -e ");
+        line.push_str(&bottle_plan::provider::sh_quote(&format!("{k}={v}")));
+    }
+    line.push(' ');
+    line.push_str(&c.0);
+    for w in &plan.agent.command {
+        line.push(' ');
+        line.push_str(&bottle_plan::provider::sh_quote(w));
+    }
+    let tmux = Tmux(format!("bbt-{}", c.0));
+    let out = tmux.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "agent",
+        "-x",
+        "120",
+        "-y",
+        "35",
+        &line,
+    ]);
+    ok(&out, "tmux new-session");
+    tmux
+}
+
+/// Codex, started in the provisioned image with the forwarded-credentials auth.json, opens
+/// at its prompt (the placeholder login is accepted, the workdir is trusted) and leaves the
+/// terminal title — the bottle's `label (name)` — alone.
+#[test]
+fn codex_starts_at_the_prompt_and_keeps_the_title() {
+    let tag = image("codex");
+    let case = Case::new(
+        "codex-reviewer",
+        "label: rev\ncolor: bright-cyan\n",
+        "  provider: codex\n  forward_host_credentials: true\n",
+    );
+    let plan = case.plan(Overrides::default());
+    let c = Container::start(&tag, &plan.agent.user);
+    let env = c.provision(&plan);
+    let tmux = attach_in_tmux(&c, &plan, &env);
+
+    let want = "Ask Codex to do anything";
+    let mut screen = String::new();
+    for _ in 0..240 {
+        screen = tmux.pane(false);
+        if screen.contains(want) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(
+        screen.contains(want),
+        "Codex is not at its prompt:\n{screen}"
+    );
+    for dialog in [
+        "Sign in with ChatGPT",
+        "Provide your own API key",
+        "trust the contents",
+    ] {
+        assert!(
+            !screen.contains(dialog),
+            "dialog `{dialog}` shown:\n{screen}"
+        );
+    }
+    let title = tmux.cmd(&["display-message", "-p", "-t", "agent", "#{pane_title}"]);
+    assert_eq!(ok(&title, "pane title").trim(), "rev (codex-reviewer)");
 }
