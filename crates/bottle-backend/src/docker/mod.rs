@@ -416,9 +416,10 @@ impl DockerBackend {
     async fn provision(&self, req: &UpRequest<'_>) -> Result<()> {
         let agent = &req.plan.agent;
         let c = req.plan.resources.agent_container.as_str();
-        let id = self
-            .run_step(c, "id", vec!["id".into(), agent.user.clone()], "root", None)
-            .await?;
+        let (id, bundle) = tokio::try_join!(
+            self.run_step(c, "id", vec!["id".into(), agent.user.clone()], "root", None),
+            self.read_file(c, provision::SYSTEM_BUNDLE),
+        )?;
         let ids = provision::parse_id(&id.stdout_text()).ok_or_else(|| Error::Setup {
             step: format!("id {}", agent.user),
             code: 0,
@@ -429,36 +430,26 @@ impl DockerBackend {
             argv.extend(dirs.iter().map(|d| d.display().to_string()));
             argv
         };
-        self.run_step(
-            c,
-            "mkdir (agent)",
-            mkdir(provision::agent_dirs(agent)),
-            &agent.user,
-            None,
-        )
-        .await?;
-        self.run_step(
-            c,
-            "mkdir (root)",
-            mkdir(provision::root_dirs(agent)),
-            "root",
-            None,
-        )
-        .await?;
-        let tar = provision::guest_tar(agent, &req.sidecar.egress.ca.cert_pem, ids)?;
+        let (as_agent, as_root) = provision::exec_dirs(agent);
+        if !as_agent.is_empty() {
+            self.run_step(c, "mkdir (agent)", mkdir(as_agent), &agent.user, None)
+                .await?;
+        }
+        if !as_root.is_empty() {
+            self.run_step(c, "mkdir (root)", mkdir(as_root), "root", None)
+                .await?;
+        }
+        let tar = provision::guest_tar(
+            agent,
+            &req.sidecar.egress.ca.cert_pem,
+            bundle.as_deref(),
+            ids,
+        )?;
         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
         self.docker
             .upload_to_container(c, Some(opts), bollard::body_full(Bytes::from(tar)))
             .await
             .map_err(engine(format!("copy files into {c}")))?;
-        self.run_step(
-            c,
-            "update-ca-certificates",
-            vec!["sh".into(), "-c".into(), provision::TRUST_SCRIPT.into()],
-            "root",
-            None,
-        )
-        .await?;
         let git_args = provision::git_config_args(agent);
         if !git_args.is_empty() {
             let mut argv = vec![
@@ -489,6 +480,35 @@ impl DockerBackend {
             .await?;
         }
         Ok(())
+    }
+
+    /// Reads one regular file out of a container through the archive API (`None` if absent).
+    async fn read_file(&self, container: &str, path: &str) -> Result<Option<String>> {
+        let opts = bollard::query_parameters::DownloadFromContainerOptionsBuilder::default()
+            .path(path)
+            .build();
+        let mut s = self.docker.download_from_container(container, Some(opts));
+        let mut raw = Vec::new();
+        while let Some(chunk) = s.next().await {
+            match chunk {
+                Ok(b) => raw.extend_from_slice(&b),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => return Ok(None),
+                Err(e) => return Err(engine(format!("read {path} in {container}"))(e)),
+            }
+        }
+        let mut archive = tar::Archive::new(raw.as_slice());
+        let entries = archive.entries().map_err(Error::Tar)?;
+        for entry in entries {
+            let mut entry = entry.map_err(Error::Tar)?;
+            if entry.header().entry_type().is_file() {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).map_err(Error::Tar)?;
+                return Ok(Some(text));
+            }
+        }
+        Ok(None)
     }
 
     async fn containers(
@@ -591,12 +611,21 @@ impl Backend for DockerBackend {
         let r = &req.plan.resources;
         let sidecar_image = self.ensure_images(&req).await?;
         let labels = Self::labels(&req.plan.slug, None);
-        net::create_internal(&self.docker, &r.internal_network, req.index, &labels).await?;
-        net::create_egress(&self.docker, &r.egress_network, req.index, &labels).await?;
-        self.create_sidecar(&req, &sidecar_image).await?;
-        let access = self.start_existing(&req).await?;
-        self.create_agent(&req).await?;
-        self.provision(&req).await?;
+        tokio::try_join!(
+            net::create_internal(&self.docker, &r.internal_network, req.index, &labels),
+            net::create_egress(&self.docker, &r.egress_network, req.index, &labels),
+        )?;
+        // The sidecar's addresses are fixed in advance, so the agent can be created and
+        // provisioned (which needs no network) while the sidecar starts.
+        let sidecar = async {
+            self.create_sidecar(&req, &sidecar_image).await?;
+            self.start_existing(&req).await
+        };
+        let agent = async {
+            self.create_agent(&req).await?;
+            self.provision(&req).await
+        };
+        let (access, ()) = tokio::try_join!(sidecar, agent)?;
         Ok(access)
     }
 

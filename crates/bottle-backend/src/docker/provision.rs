@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 
 use bottle_plan::AgentPlan;
 
-use super::image::append_bytes;
 use crate::{Error, Result};
 
 /// Where the CA also goes so `update-ca-certificates` adds it to the system bundle.
@@ -32,44 +31,76 @@ pub fn parse_id(text: &str) -> Option<Ids> {
     })
 }
 
-/// Folders to create as the agent user before the upload (`mkdir -p`), so every folder under
-/// the agent's home that a file needs is the agent's: the workdir, and the parents of
-/// agent-owned files and skills.
-pub fn agent_dirs(agent: &AgentPlan) -> Vec<PathBuf> {
-    let mut dirs = vec![agent.workdir.clone()];
+/// Folders the tar creates (as directory entries, so no `mkdir` exec is needed): every folder
+/// strictly below the agent's home that the workdir, agent-owned files and skills need (owned
+/// by the agent), and the CA's folders (owned by root). Folders elsewhere are never given
+/// entries, because extracting an entry resets an existing folder's mode and owner.
+pub fn tar_dirs(agent: &AgentPlan) -> Vec<(PathBuf, bool)> {
+    let mut agent_dirs: Vec<PathBuf> = Vec::new();
+    let mut want = |p: &Path| {
+        let mut cur = Some(p);
+        while let Some(d) = cur {
+            if d == agent.home || !d.starts_with(&agent.home) {
+                break;
+            }
+            agent_dirs.push(d.to_path_buf());
+            cur = d.parent();
+        }
+    };
+    want(&agent.workdir);
     for f in agent.files.iter().filter(|f| f.agent_owned) {
         if let Some(p) = f.path.parent() {
-            dirs.push(p.to_path_buf());
+            want(p);
         }
     }
     for d in &agent.dirs {
         if let Some(p) = d.guest.parent() {
-            dirs.push(p.to_path_buf());
+            want(p);
         }
     }
-    dirs.sort();
-    dirs.dedup();
-    dirs
+    let mut out: Vec<(PathBuf, bool)> = agent_dirs.into_iter().map(|d| (d, true)).collect();
+    for p in [
+        agent.ca_cert_path.parent(),
+        Path::new(TRUST_STORE_PATH).parent(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        out.push((p.to_path_buf(), false));
+    }
+    out.sort();
+    out.dedup();
+    out
 }
 
-/// Folders to create as root: the parents of root-owned files.
-pub fn root_dirs(agent: &AgentPlan) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = agent
-        .files
-        .iter()
-        .filter(|f| !f.agent_owned)
-        .filter_map(|f| f.path.parent().map(Path::to_path_buf))
-        .collect();
-    if let Some(p) = agent.ca_cert_path.parent() {
-        dirs.push(p.to_path_buf());
+/// Folders that still need `mkdir -p` (as the agent user, or root): parents outside the
+/// agent's home (they may exist with modes the tar must not touch).
+pub fn exec_dirs(agent: &AgentPlan) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let covered = tar_dirs(agent);
+    let mut as_agent = Vec::new();
+    let mut as_root = Vec::new();
+    let outside = |p: &Path| !p.starts_with(&agent.home) && !covered.iter().any(|(d, _)| d == p);
+    if outside(&agent.workdir) {
+        as_agent.push(agent.workdir.clone());
     }
-    if let Some(p) = Path::new(TRUST_STORE_PATH).parent() {
-        dirs.push(p.to_path_buf());
+    for f in &agent.files {
+        if let Some(p) = f.path.parent().filter(|p| outside(p)) {
+            if f.agent_owned {
+                as_agent.push(p.to_path_buf());
+            } else {
+                as_root.push(p.to_path_buf());
+            }
+        }
     }
-    dirs.sort();
-    dirs.dedup();
-    dirs
+    for v in [&mut as_agent, &mut as_root] {
+        v.sort();
+        v.dedup();
+    }
+    (as_agent, as_root)
 }
+
+/// The system CA bundle that TLS libraries read (Debian/Ubuntu layout).
+pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 fn rel(p: &Path) -> String {
     p.to_string_lossy().trim_start_matches('/').to_string()
@@ -86,10 +117,34 @@ fn header(size: u64, mode: u32, ids: Ids, kind: tar::EntryType) -> tar::Header {
     h
 }
 
-/// The tar (extracted at `/`, owners kept) with the CA, the files and the skills.
-pub fn guest_tar(agent: &AgentPlan, ca_pem: &str, ids: Ids) -> Result<Vec<u8>> {
+/// The tar (extracted at `/`, owners kept) with the folders, the CA (also appended to the
+/// system bundle when the image has one: `bundle` is its current text), the files and skills.
+pub fn guest_tar(
+    agent: &AgentPlan,
+    ca_pem: &str,
+    bundle: Option<&str>,
+    ids: Ids,
+) -> Result<Vec<u8>> {
     let root = Ids { uid: 0, gid: 0 };
     let mut tar = tar::Builder::new(Vec::new());
+    for (dir, agent_owned) in tar_dirs(agent) {
+        let owner = if agent_owned { ids } else { root };
+        let mut h = header(0, 0o755, owner, tar::EntryType::Directory);
+        tar.append_data(&mut h, format!("{}/", rel(&dir)), std::io::empty())
+            .map_err(Error::Tar)?;
+    }
+    if let Some(bundle) = bundle {
+        // Appending directly is what update-ca-certificates would produce for the bundle file,
+        // without its second-long rehash of every certificate.
+        let mut text = bundle.to_string();
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(ca_pem);
+        let mut h = header(text.len() as u64, 0o644, root, tar::EntryType::Regular);
+        tar.append_data(&mut h, rel(Path::new(SYSTEM_BUNDLE)), text.as_bytes())
+            .map_err(Error::Tar)?;
+    }
     for path in [agent.ca_cert_path.as_path(), Path::new(TRUST_STORE_PATH)] {
         let mut h = header(ca_pem.len() as u64, 0o644, root, tar::EntryType::Regular);
         tar.append_data(&mut h, rel(path), ca_pem.as_bytes())
@@ -166,20 +221,63 @@ pub fn git_config_args(agent: &AgentPlan) -> Vec<String> {
     args
 }
 
-/// Root script installing the CA into the trust store where the image has the tool.
-pub const TRUST_SCRIPT: &str =
-    "if command -v update-ca-certificates >/dev/null 2>&1; then update-ca-certificates >/dev/null 2>&1 || exit 1; fi";
-
-/// Unused helper kept tiny: appends raw bytes (re-exported for tests).
-pub fn single_file_tar(path: &str, data: &[u8], mode: u32) -> Result<Vec<u8>> {
-    let mut tar = tar::Builder::new(Vec::new());
-    append_bytes(&mut tar, path, data, mode)?;
-    tar.into_inner().map_err(Error::Tar)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bottle_plan::GuestFile;
+
+    fn agent() -> AgentPlan {
+        AgentPlan {
+            user: "agent".into(),
+            home: "/home/agent".into(),
+            workdir: "/home/agent/work".into(),
+            command: vec![],
+            env: vec![],
+            files: vec![
+                GuestFile {
+                    path: "/home/agent/.a/b/c.json".into(),
+                    mode: 0o600,
+                    content: "{}".into(),
+                    agent_owned: true,
+                },
+                GuestFile {
+                    path: "/opt/tool/conf".into(),
+                    mode: 0o644,
+                    content: "x".into(),
+                    agent_owned: false,
+                },
+            ],
+            dirs: vec![],
+            setup: vec![],
+            mcp_url: String::new(),
+            proxy_url: String::new(),
+            no_proxy: String::new(),
+            ca_cert_path: "/etc/bot-bottle/ca.crt".into(),
+            git_insteadof: vec![],
+        }
+    }
+
+    #[test]
+    fn tar_dirs_stay_below_home_or_are_ours() {
+        let dirs = tar_dirs(&agent());
+        let names: Vec<String> = dirs
+            .iter()
+            .map(|(d, a)| format!("{}:{a}", d.display()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "/etc/bot-bottle:false",
+                "/home/agent/.a:true",
+                "/home/agent/.a/b:true",
+                "/home/agent/work:true",
+                "/usr/local/share/ca-certificates:false"
+            ]
+        );
+        let (as_agent, as_root) = exec_dirs(&agent());
+        assert!(as_agent.is_empty());
+        assert_eq!(as_root, [PathBuf::from("/opt/tool")]);
+    }
 
     #[test]
     fn parses_id_output() {
