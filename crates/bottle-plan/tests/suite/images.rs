@@ -7,7 +7,8 @@
 //! sees the supervise MCP server, its title is off, and the placeholder auth.json counts as
 //! a ChatGPT login; the status-line script runs with the image's own `sh`; and Claude, started
 //! in tmux as a bottle attaches it, opens straight at its prompt with the bottle's status line;
-//! Codex opens at its prompt with the placeholder login and leaves the host's title alone.
+//! Codex opens at its prompt with the placeholder login and leaves the host's title alone. The
+//! example user provider in `examples/providers/python` is built and run the same way.
 //!
 //! Needs a running Docker Engine, tmux, and the local base image `debian:bookworm-slim`
 //! (`.ci/base-images.sh`). Behind a TLS-intercepting proxy, set `BOT_BOTTLE_BUILD_CA_CERT` to
@@ -542,4 +543,56 @@ fn codex_starts_at_the_prompt_and_keeps_the_title() {
     }
     let title = tmux.cmd(&["display-message", "-p", "-t", "agent", "#{pane_title}"]);
     assert_eq!(ok(&title, "pane title").trim(), "rev (codex-reviewer)");
+}
+
+/// The example user provider (`examples/providers/python`), installed into a temp
+/// `BOT_BOTTLE_HOME`, builds from its own folder, provisions, and its startup file runs.
+#[test]
+fn example_python_provider_builds_and_runs() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/providers/python");
+    let case = Case::new(
+        "py-worker",
+        "label: pat\ncolor: yellow\n",
+        "  provider: python\n",
+    );
+    let home = case.dir.path().join("bot-home");
+    let dest = home.join("providers/python");
+    std::fs::create_dir_all(&dest).unwrap();
+    for entry in std::fs::read_dir(&example).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dest.join(entry.file_name())).unwrap();
+    }
+    let plan = case.plan_with(&home, Overrides::default());
+    let context = plan
+        .image
+        .context_dir
+        .clone()
+        .expect("user providers build in their folder");
+    let tag = "bot-bottle/test-agent-python";
+    let out = docker(
+        &["build", "--quiet", "-t", tag, context.to_str().unwrap()],
+        None,
+    );
+    ok(&out, "docker build of the example python provider");
+
+    let c = Container::start(tag, &plan.agent.user);
+    let env = c.provision(&plan);
+    let out = c.exec(
+        &plan.agent.user,
+        &env,
+        &[
+            "sh",
+            "-c",
+            "cd && git config --global user.name && python3 -i",
+        ],
+        b"print(BOTTLE == 'pat (py-worker)')\n",
+    );
+    let stdout = ok(&out, "python3 -i");
+    assert!(stdout.starts_with("pat (py-worker)\n"), "{stdout}");
+    assert!(
+        stdout.contains("bot-bottle: pat (py-worker) (supervise: http://bottle-sidecar:8765/mcp)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("True"), "{stdout}");
 }
