@@ -583,6 +583,202 @@ impl Bottle {
     }
 }
 
+pub const GIT_HOST: &str = "git.example.test";
+pub const GIT_IMAGE: &str = "bot-bottle-test/git-upstream:1";
+const GIT_DOCKERFILE: &str = r#"FROM debian:bookworm-slim
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server git \
+ && rm -rf /var/lib/apt/lists/*
+RUN useradd --create-home --uid 1000 --shell /bin/bash git && mkdir -p /run/sshd
+CMD ["/usr/sbin/sshd", "-D", "-e"]
+"#;
+
+/// Host-side key material for the sshd git upstream: the gate's identity and the pinned host key.
+pub struct GitKeys {
+    pub dir: tempfile::TempDir,
+    pub identity: PathBuf,
+    pub known_hosts: PathBuf,
+    pub client_pub: String,
+    pub host_key: String,
+}
+
+pub fn git_keys() -> GitKeys {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["id", "host"] {
+        let st = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(dir.path().join(name))
+            .status()
+            .expect("ssh-keygen (apt: openssh-client)");
+        assert!(st.success());
+    }
+    let host_pub = std::fs::read_to_string(dir.path().join("host.pub")).unwrap();
+    let mut parts = host_pub.split_whitespace();
+    let line = format!(
+        "{GIT_HOST} {} {}\n",
+        parts.next().unwrap(),
+        parts.next().unwrap()
+    );
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, line).unwrap();
+    GitKeys {
+        identity: dir.path().join("id"),
+        known_hosts,
+        client_pub: std::fs::read_to_string(dir.path().join("id.pub")).unwrap(),
+        host_key: std::fs::read_to_string(dir.path().join("host")).unwrap(),
+        dir,
+    }
+}
+
+/// Starts an sshd git upstream (`git@git.example.test:repo.git`, branch `main` with one
+/// commit) on the bottle's egress network.
+pub async fn start_git_upstream(b: &Bottle, keys: &GitKeys) {
+    use futures_util::StreamExt;
+    let docker = b.backend.client();
+    if docker.inspect_image(GIT_IMAGE).await.is_err() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(GIT_DOCKERFILE.len() as u64);
+        h.set_mode(0o644);
+        tar.append_data(&mut h, "Dockerfile", GIT_DOCKERFILE.as_bytes())
+            .unwrap();
+        let opts = bollard::query_parameters::BuildImageOptionsBuilder::default()
+            .t(GIT_IMAGE)
+            .rm(true)
+            .build();
+        let mut s = docker.build_image(
+            opts,
+            None,
+            Some(bollard::body_full(tar.into_inner().unwrap().into())),
+        );
+        while let Some(item) = s.next().await {
+            item.expect("build git upstream image");
+        }
+    }
+    let name = format!("bot-bottle-{}-git", b.slug);
+    let labels: HashMap<String, String> = b.plan.resources.labels.clone().into_iter().collect();
+    let body = ContainerCreateBody {
+        image: Some(GIT_IMAGE.into()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(b.plan.resources.egress_network.clone()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                b.plan.resources.egress_network.clone(),
+                EndpointSettings {
+                    aliases: Some(vec![GIT_HOST.into()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        )
+        .await
+        .unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, data, mode, uid) in [
+        (
+            "etc/ssh/ssh_host_ed25519_key",
+            keys.host_key.as_str(),
+            0o600,
+            0,
+        ),
+        (
+            "home/git/.ssh/authorized_keys",
+            keys.client_pub.as_str(),
+            0o600,
+            1000,
+        ),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(mode);
+        h.set_uid(uid);
+        h.set_gid(uid);
+        tar.append_data(&mut h, path, data.as_bytes()).unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o700);
+    h.set_uid(1000);
+    h.set_gid(1000);
+    tar.append_data(&mut h, "home/git/.ssh/", std::io::empty())
+        .unwrap();
+    docker
+        .upload_to_container(
+            &name,
+            Some(UploadToContainerOptionsBuilder::default().path("/").build()),
+            bollard::body_full(tar.into_inner().unwrap().into()),
+        )
+        .await
+        .unwrap();
+    docker.start_container(&name, None).await.unwrap();
+    let seed = b
+        .container_exec(
+            &name,
+            "git",
+            &[
+                "sh",
+                "-c",
+                "set -e; git init -q --bare ~/repo.git; cd /tmp; git init -q w; cd w; \
+                 git -c user.name=t -c user.email=t@t commit -q --allow-empty -m init; \
+                 git push -q ~/repo.git HEAD:refs/heads/main",
+            ],
+        )
+        .await;
+    assert_eq!(seed.exit_code, 0, "{}", seed.stdout_text());
+}
+
+impl Bottle {
+    /// Runs a command in a container (the fakes) as `user`, output merged.
+    pub async fn container_exec(&self, name: &str, user: &str, argv: &[&str]) -> ExecOutput {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        use futures_util::StreamExt;
+        let docker = self.backend.client();
+        let id = docker
+            .create_exec(
+                name,
+                CreateExecOptions {
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    user: Some(user.to_string()),
+                    cmd: Some(argv.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id;
+        let mut out = ExecOutput {
+            exit_code: -1,
+            stdout: vec![],
+            stderr: vec![],
+        };
+        if let StartExecResults::Attached { mut output, .. } =
+            docker.start_exec(&id, None).await.unwrap()
+        {
+            while let Some(Ok(o)) = output.next().await {
+                out.stdout.extend_from_slice(&o.into_bytes());
+            }
+        }
+        out.exit_code = docker
+            .inspect_exec(&id)
+            .await
+            .unwrap()
+            .exit_code
+            .unwrap_or(-1);
+        out
+    }
+}
+
 /// Every labelled resource of a slug (containers and networks), as names.
 pub async fn labelled(b: &DockerBackend, slug: &str) -> Vec<String> {
     let st = b.status(slug).await.unwrap();

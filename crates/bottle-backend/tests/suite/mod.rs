@@ -1,3 +1,4 @@
 mod attacks;
+mod git;
 mod harness;
 mod lifecycle;
