@@ -117,3 +117,52 @@ async fn start_killed_midway_is_cleaned_by_down() {
     // `down` is idempotent.
     assert_eq!(backend.down(&slug).await.unwrap(), Default::default());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_then_resume_keeps_the_provisioned_guest() {
+    let (slug, index, plan, sidecar, agent_env, home) = harness::prepare("resume", Opts::default());
+    let backend = harness::backend().await;
+    // The guard tears down even if an assertion fails.
+    let b = harness::Bottle {
+        slug: slug.clone(),
+        index,
+        plan,
+        sidecar,
+        token: String::new(),
+        backend: backend.clone(),
+        home,
+    };
+    let audit = b.home.path().join("audit");
+    let state = b.home.path().join("sidecar");
+    let req = || bottle_backend::UpRequest {
+        plan: &b.plan,
+        sidecar: &b.sidecar,
+        agent_env: &agent_env,
+        audit_dir: &audit,
+        state_dir: &state,
+        index,
+        progress: false,
+    };
+    backend.up(req()).await.unwrap();
+    b.sh("echo kept > ~/work/marker").await;
+    backend.stop(&slug).await.unwrap();
+    let st = backend.status(&slug).await.unwrap();
+    assert_eq!(st.summary(), "stopped", "{st:?}");
+    let access = backend.resume(req()).await.unwrap();
+    assert!(
+        access.control_url.starts_with("http://10.214."),
+        "{access:?}"
+    );
+    let st = backend.status(&slug).await.unwrap();
+    assert_eq!(st.summary(), "running", "{st:?}");
+    let out = b.sh("cat ~/work/marker; curl -s -o /dev/null -w '%{http_code}' --max-time 20 http://unrouted.example.test/").await;
+    let text = out.stdout_text();
+    assert!(text.starts_with("kept\n"), "{text}");
+    // The proxy answers again (a refusal from the resumed sidecar, not a connection error).
+    assert!(
+        text.ends_with("403") || text.ends_with("502") || text.ends_with("400"),
+        "{text}"
+    );
+    // The sidecar's audit folder on the host got its log lines.
+    assert!(audit.join("sidecar.jsonl").is_file());
+}
