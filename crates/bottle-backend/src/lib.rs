@@ -182,6 +182,12 @@ pub trait Backend: Send + Sync {
     /// Every bottle that has labelled resources on the engine.
     async fn list(&self) -> Result<Vec<BottleStatus>>;
 
+    /// Network indexes already in use on the engine by anyone (the engine is shared by every
+    /// `$BOT_BOTTLE_HOME` on the machine), so a new bottle's subnets never overlap them.
+    async fn indexes_in_use(&self) -> Result<std::collections::BTreeSet<u32>> {
+        Ok(std::collections::BTreeSet::new())
+    }
+
     /// Copies a container's engine log to `out` (following when asked).
     async fn logs(
         &self,

@@ -27,6 +27,6 @@ pub use lock::{BottleLock, HomeLock};
 pub use metadata::{Metadata, ProvisionedKeyRecord, Resources, Status, SCHEMA_VERSION};
 pub use slug::{candidate_slug, mint_slug, validate_name, validate_slug, SlugRng};
 pub use store::{
-    allocate_index, create_bottle, is_crashed, list, read, remove, update, ListEntry, NewBottle,
-    StartedBottle,
+    allocate_index, allocate_index_avoiding, create_bottle, is_crashed, list, read, remove, update,
+    ListEntry, NewBottle, StartedBottle,
 };

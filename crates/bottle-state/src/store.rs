@@ -200,18 +200,31 @@ pub fn list(home: &Home) -> Result<Vec<ListEntry>> {
 /// bottle that already has an index of this kind gets it back. Bottles of every status count
 /// as users until they are removed; a bottle whose metadata cannot be read is skipped.
 pub fn allocate_index(home: &Home, slug: &str, kind: &str, max: u32) -> Result<u32> {
+    allocate_index_avoiding(home, slug, kind, max, &BTreeSet::new())
+}
+
+/// [`allocate_index`], also skipping `avoid`: indexes known to be taken outside this home (a
+/// backend's engine is shared by every home on the machine, e.g. other users' or tests' homes).
+pub fn allocate_index_avoiding(
+    home: &Home,
+    slug: &str,
+    kind: &str,
+    max: u32,
+    avoid: &BTreeSet<u32>,
+) -> Result<u32> {
     let paths = home.bottle(slug)?;
     let _home_lock = HomeLock::acquire(home)?;
     let mut metadata = read_paths(&paths)?;
     if let Some(&i) = metadata.resources.indexes.get(kind) {
         return Ok(i);
     }
-    let used: BTreeSet<u32> = list(home)?
+    let mut used: BTreeSet<u32> = list(home)?
         .into_iter()
         .filter_map(|entry| entry.ok())
         .filter(|m| m.slug != slug)
         .filter_map(|m| m.resources.indexes.get(kind).copied())
         .collect();
+    used.extend(avoid.iter().copied());
     let index = (0..max)
         .find(|i| !used.contains(i))
         .ok_or_else(|| Error::IndexesExhausted {

@@ -185,34 +185,54 @@ async fn bring_up(
     control_token: Secret,
 ) -> anyhow::Result<()> {
     let slug = &plan.slug;
-    let index = bottle_state::allocate_index(
-        home,
-        slug,
-        bottle_backend::docker::INDEX_KIND,
-        bottle_backend::docker::MAX_INDEX,
-    )?;
+    let kind = bottle_backend::docker::INDEX_KIND;
+    let mut taken = backend.indexes_in_use().await?;
     let mut prompter = TtyPrompter;
-    let input = lifecycle::resolve_input(
-        &host_env,
-        &mut prompter,
-        ca,
-        index,
-        control_token.clone(),
-        keys,
-    )?;
-    let resolved = bottle_plan::resolve::resolve(plan, input)?;
-    let paths = home.bottle(slug)?;
-    let access = backend
-        .up(UpRequest {
-            plan,
-            sidecar: &resolved.sidecar,
-            agent_env: &resolved.agent_env,
-            audit_dir: &paths.audit_dir(),
-            state_dir: &paths.sidecar_dir(),
+    let mut attempt = 0;
+    let access = loop {
+        attempt += 1;
+        let index = bottle_state::allocate_index_avoiding(
+            home,
+            slug,
+            kind,
+            bottle_backend::docker::MAX_INDEX,
+            &taken,
+        )?;
+        let input = lifecycle::resolve_input(
+            &host_env,
+            &mut prompter,
+            ca,
             index,
-            progress: true,
-        })
-        .await?;
+            control_token.clone(),
+            keys.clone(),
+        )?;
+        let resolved = bottle_plan::resolve::resolve(plan, input)?;
+        let paths = home.bottle(slug)?;
+        let up = backend
+            .up(UpRequest {
+                plan,
+                sidecar: &resolved.sidecar,
+                agent_env: &resolved.agent_env,
+                audit_dir: &paths.audit_dir(),
+                state_dir: &paths.sidecar_dir(),
+                index,
+                progress: true,
+            })
+            .await;
+        match up {
+            Ok(access) => break access,
+            // Another home's start took the same subnets between our look and our create (the
+            // engine is shared): clean up, skip that index, try the next.
+            Err(e) if attempt < 5 && e.to_string().contains("overlaps") => {
+                backend.down(slug).await?;
+                taken.insert(index);
+                bottle_state::update(home, slug, |m| {
+                    m.resources.indexes.remove(kind);
+                })?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     lifecycle::write_supervise_json(home, slug, &access.control_url, &control_token)?;
     bottle_state::update(home, slug, |m| m.status = Status::Running)?;
     Ok(())

@@ -1,1 +1,2 @@
+mod bottle;
 mod cli;

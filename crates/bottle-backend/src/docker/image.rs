@@ -108,6 +108,20 @@ pub(crate) fn append_bytes(
     tar.append_data(&mut h, path, data).map_err(Error::Tar)
 }
 
+/// Build arguments from the host: `BUILD_CA_CERT`, the PEM named by `BOT_BOTTLE_BUILD_CA_CERT`,
+/// for machines whose package registries sit behind a TLS-intercepting proxy (Dockerfiles that
+/// declare `ARG BUILD_CA_CERT` trust it for their downloads only). A CA certificate is public,
+/// so it may appear in the image's history; never pass a secret this way.
+fn build_args() -> HashMap<String, String> {
+    let mut args = HashMap::new();
+    if let Some(path) = std::env::var_os("BOT_BOTTLE_BUILD_CA_CERT") {
+        if let Ok(pem) = std::fs::read_to_string(path) {
+            args.insert("BUILD_CA_CERT".to_string(), pem);
+        }
+    }
+    args
+}
+
 /// Builds `tag` from a context tar unless it exists. Progress (the build's last output line)
 /// is shown on stderr when `progress` is set and stderr is a terminal.
 pub async fn ensure(
@@ -131,12 +145,14 @@ pub async fn ensure(
     bar.set_prefix(format!("building {tag}"));
     bar.enable_steady_tick(Duration::from_millis(120));
     let context = context()?;
+    let buildargs = build_args();
     let opts = BuildImageOptionsBuilder::default()
         .dockerfile(DOCKERFILE_NAME)
         .t(tag)
         .rm(true)
         .forcerm(true)
         .labels(labels)
+        .buildargs(&buildargs)
         .build();
     let mut stream = docker.build_image(opts, None, Some(bollard::body_full(Bytes::from(context))));
     let mut tail: Vec<String> = Vec::new();

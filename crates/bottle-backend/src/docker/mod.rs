@@ -800,6 +800,20 @@ impl Backend for DockerBackend {
         Ok(st)
     }
 
+    async fn indexes_in_use(&self) -> Result<std::collections::BTreeSet<u32>> {
+        let all = self
+            .docker
+            .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+            .await
+            .map_err(engine("list networks"))?;
+        Ok(all
+            .iter()
+            .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+            .flatten()
+            .filter_map(|c| net::index_of_subnet(c.subnet.as_deref()?))
+            .collect())
+    }
+
     async fn list(&self) -> Result<Vec<BottleStatus>> {
         let mut by_slug: std::collections::BTreeMap<String, BottleStatus> = Default::default();
         let slug_of = |labels: Option<&HashMap<String, String>>| {

@@ -77,9 +77,27 @@ pub fn endpoints(index: u32) -> Result<SidecarEndpoints> {
     })
 }
 
+/// The index whose internal or egress /24 contains `subnet` (a CIDR string), if any.
+pub fn index_of_subnet(subnet: &str) -> Option<u32> {
+    let (addr, _) = subnet.split_once('/')?;
+    let o = addr.parse::<Ipv4Addr>().ok()?.octets();
+    ([o[0], o[1]] == INTERNAL_NET || [o[0], o[1]] == EGRESS_NET).then_some(u32::from(o[2]))
+}
+
 /// The supervise control API's base URL as the host reaches it (for `supervise.json`).
 pub fn control_url(index: u32) -> Result<String> {
     Ok(format!("http://{}", endpoints(index)?.control))
+}
+
+#[cfg(test)]
+mod index_tests {
+    #[test]
+    fn subnets_map_back_to_indexes() {
+        assert_eq!(super::index_of_subnet("10.213.7.0/24"), Some(7));
+        assert_eq!(super::index_of_subnet("10.214.255.0/24"), Some(255));
+        assert_eq!(super::index_of_subnet("172.17.0.0/16"), None);
+        assert_eq!(super::index_of_subnet("garbage"), None);
+    }
 }
 
 fn cidr((net, len): (Ipv4Addr, u8)) -> String {

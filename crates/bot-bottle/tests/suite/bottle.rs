@@ -1,0 +1,234 @@
+//! `bot-bottle start` for real on the Docker engine, driven as a user would: the shell example
+//! bottle with commands piped to its agent, then the lifecycle — exit code passed through,
+//! teardown leaving nothing labelled, `--keep` + `list` + `rm`, and a start killed with SIGKILL
+//! cleaned by `rm`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The sidecar binary, built once per test process into the same target dir as this test.
+fn sidecar_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(p) = std::env::var_os("BOT_BOTTLE_SIDECAR_BIN") {
+            return PathBuf::from(p);
+        }
+        let exe = PathBuf::from(env!("CARGO_BIN_EXE_bot-bottle"));
+        let target = exe.parent().unwrap().parent().unwrap().to_path_buf();
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "bottle-sidecar", "-j", "2"])
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(repo())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build -p bottle-sidecar failed");
+        target.join("debug/bottle-sidecar")
+    })
+    .clone()
+}
+
+fn bot(home: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_bot-bottle"));
+    c.env("BOT_BOTTLE_HOME", home)
+        .env("BOT_BOTTLE_SIDECAR_BIN", sidecar_bin())
+        .env("NO_COLOR", "1")
+        .current_dir(repo());
+    c
+}
+
+/// Names of engine resources labelled with `slug` (containers and networks).
+fn labelled(slug: &str) -> Vec<String> {
+    let filter = format!("label=bot-bottle.slug={slug}");
+    let mut out = Vec::new();
+    for args in [
+        vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        vec![
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Name}}",
+        ],
+    ] {
+        let o = Command::new("docker").args(&args).output().unwrap();
+        out.extend(String::from_utf8_lossy(&o.stdout).lines().map(String::from));
+    }
+    out
+}
+
+fn slug_from(home: &Path) -> Option<String> {
+    std::fs::read_dir(home.join("bottles"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with('.'))
+}
+
+#[test]
+fn shell_bottle_refuses_unrouted_hosts_passes_exit_code_and_leaves_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = bot(home.path())
+        .args([
+            "start",
+            "examples/shell/bottle.yaml",
+            "--label",
+            "e2e",
+            "--color",
+            "green",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let script = "echo proxy=$HTTPS_PROXY; id -u; \
+        curl -sS --max-time 20 https://www.google.com/ 2>&1; echo; \
+        curl -sS --max-time 20 http://169.254.169.254/latest/meta-data/ 2>&1; echo; \
+        exit 7\n";
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "exit code passes through\nstdout: {stdout}\nstderr: {stderr}"
+    );
+    assert!(
+        stdout.contains("proxy=http://bottle-sidecar:3128"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.trim() == "0"),
+        "the agent must not run as root: {stdout}"
+    );
+    assert!(
+        stdout.contains("CONNECT tunnel failed, response 403"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("bot-bottle egress refused GET 169.254.169.254"),
+        "{stdout}"
+    );
+
+    // Torn down: no state, nothing labelled, audit logs kept under logs/<slug>.
+    assert_eq!(slug_from(home.path()), None);
+    let logs: Vec<_> = std::fs::read_dir(home.path().join("logs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let slug = logs[0].file_name().to_string_lossy().into_owned();
+    assert!(
+        labelled(&slug).is_empty(),
+        "left behind: {:?}",
+        labelled(&slug)
+    );
+    let egress = std::fs::read_to_string(logs[0].path().join("egress.jsonl")).unwrap();
+    assert!(
+        egress.contains("\"host\":\"www.google.com\"") && egress.contains("\"decision\":\"deny\""),
+        "{egress}"
+    );
+}
+
+#[test]
+fn kept_bottle_is_listed_then_removed_by_rm() {
+    let home = tempfile::tempdir().unwrap();
+    let out = bot(home.path())
+        .args([
+            "start",
+            "examples/shell/bottle.yaml",
+            "--label",
+            "keeper",
+            "--color",
+            "blue",
+            "--keep",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let slug = slug_from(home.path()).expect("kept bottle has state");
+    let list = bot(home.path()).args(["list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.contains("keeper (shell)") && list.contains("preserved"),
+        "{list}"
+    );
+    assert!(!labelled(&slug).is_empty(), "kept containers exist");
+
+    let rm = bot(home.path()).args(["rm", &slug]).output().unwrap();
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    assert!(
+        labelled(&slug).is_empty(),
+        "left behind: {:?}",
+        labelled(&slug)
+    );
+    assert_eq!(slug_from(home.path()), None);
+}
+
+#[test]
+fn start_killed_midway_is_cleaned_by_rm() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = bot(home.path())
+        .args(["start", "examples/shell/bottle.yaml", "--label", "crash"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the start has created engine resources, then kill it without warning.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let slug = loop {
+        if let Some(s) = slug_from(home.path()) {
+            if !labelled(&s).is_empty() {
+                break s;
+            }
+        }
+        assert!(Instant::now() < deadline, "start never created resources");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let rm = bot(home.path()).args(["rm", &slug]).output().unwrap();
+    assert!(
+        rm.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rm.stderr)
+    );
+    // A network can still be detaching for a moment after its containers are gone.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !labelled(&slug).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        labelled(&slug).is_empty(),
+        "left behind: {:?}",
+        labelled(&slug)
+    );
+    assert_eq!(slug_from(home.path()), None);
+}
