@@ -83,6 +83,7 @@ fn plan(slug: &str) -> Plan {
             proxy_url: proxy.clone(),
             no_proxy: "localhost".into(),
             ca_cert_path: GUEST_CA_PATH.into(),
+            ca_bundle_path: bottle_plan::GUEST_CA_BUNDLE_PATH.into(),
             git_insteadof: vec![],
         },
         sidecar: SidecarPlan {

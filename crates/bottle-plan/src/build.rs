@@ -190,6 +190,12 @@ pub fn color_sgr(name: &str) -> Option<u8> {
     BASE.iter().position(|c| *c == name).map(|i| 30 + i as u8)
 }
 
+/// The last `n` characters of `s` (all of it when shorter).
+fn last_chars(s: &str, n: usize) -> &str {
+    let skip = s.chars().count().saturating_sub(n);
+    s.char_indices().nth(skip).map_or("", |(i, _)| &s[i..])
+}
+
 /// Builds the plan.
 pub fn build(input: Input<'_>) -> Result<Plan> {
     let m = input.manifest;
@@ -249,6 +255,26 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
     let tag = format!("bot-bottle/agent-{}:{}", pdef.name, short_hash(&dockerfile));
 
     // Provider-owned credentials (built-ins only; the manifest validator enforces that too).
+    // The two credential keys belong to the built-in providers; a user provider that shadows a
+    // built-in's name must not silently drop the credential (the agent would run without it).
+    if m.agent.auth_token.is_some() && !(provider.builtin && pdef.name == "claude") {
+        return Err(Error::ProviderInvalid {
+            path: provider.origin.clone(),
+            message:
+                "`agent.auth_token` is only honoured by the built-in claude provider, and this \
+                      provider is a user provider; remove the key or the user provider of that name"
+                    .into(),
+        });
+    }
+    if m.agent.forward_host_credentials && !(provider.builtin && pdef.name == "codex") {
+        return Err(Error::ProviderInvalid {
+            path: provider.origin.clone(),
+            message: "`agent.forward_host_credentials` is only honoured by the built-in codex \
+                      provider, and this provider is a user provider; remove the key or the user \
+                      provider of that name"
+                .into(),
+        });
+    }
     let claude_auth = if provider.builtin && pdef.name == "claude" {
         m.agent
             .auth_token
@@ -287,7 +313,8 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
     vars.insert(
         "approved_api_keys_json",
         match claude_auth {
-            Some((_, ClaudeAuth::ApiKey)) => provider::json_string(PLACEHOLDER),
+            // Claude records approved API keys by their last 20 characters.
+            Some((_, ClaudeAuth::ApiKey)) => provider::json_string(last_chars(PLACEHOLDER, 20)),
             _ => String::new(),
         },
     );
@@ -311,11 +338,14 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
         ("http_proxy", proxy_url.clone()),
         ("NO_PROXY", no_proxy.clone()),
         ("no_proxy", no_proxy.clone()),
+        // Node adds these to its roots; the others replace a tool's roots, so they get the
+        // bundle (system roots + bottle CA) and passthrough routes keep working.
         ("NODE_EXTRA_CA_CERTS", GUEST_CA_PATH.to_string()),
-        ("SSL_CERT_FILE", GUEST_CA_PATH.to_string()),
-        ("CODEX_CA_CERTIFICATE", GUEST_CA_PATH.to_string()),
-        ("GIT_SSL_CAINFO", GUEST_CA_PATH.to_string()),
-        ("REQUESTS_CA_BUNDLE", GUEST_CA_PATH.to_string()),
+        ("SSL_CERT_FILE", GUEST_CA_BUNDLE_PATH.to_string()),
+        ("CODEX_CA_CERTIFICATE", GUEST_CA_BUNDLE_PATH.to_string()),
+        ("GIT_SSL_CAINFO", GUEST_CA_BUNDLE_PATH.to_string()),
+        ("REQUESTS_CA_BUNDLE", GUEST_CA_BUNDLE_PATH.to_string()),
+        ("CURL_CA_BUNDLE", GUEST_CA_BUNDLE_PATH.to_string()),
         ("BOT_BOTTLE", display.clone()),
         ("BOT_BOTTLE_MCP_URL", mcp_url.clone()),
     ] {
@@ -473,9 +503,6 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
         })
         .collect();
     for pr in &pdef.egress {
-        if routes.iter().any(|r| r.host == pr.host) {
-            continue;
-        }
         let auth = match (&claude_auth, &codex, pr.host.as_str()) {
             (Some((var, ClaudeAuth::OAuth)), _, "api.anthropic.com") => Some(AuthPlan {
                 scheme: AuthScheme::Bearer,
@@ -495,6 +522,16 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
             }),
             _ => None,
         };
+        // A manifest route for a provider-owned host refines it (ports, paths, allow_private)
+        // and keeps the provider's credential unless it names its own.
+        if let Some(r) = routes.iter_mut().find(|r| r.host == pr.host) {
+            if r.auth.is_none() && auth.is_some() {
+                r.auth = auth;
+                r.tls = TlsMode::Intercept;
+                r.origin = format!("manifest+provider:{}", pdef.name);
+            }
+            continue;
+        }
         routes.push(RoutePlan {
             host: pr.host.clone(),
             ports: pr.ports.clone(),
@@ -565,6 +602,7 @@ pub fn build(input: Input<'_>) -> Result<Plan> {
             proxy_url,
             no_proxy,
             ca_cert_path: PathBuf::from(GUEST_CA_PATH),
+            ca_bundle_path: PathBuf::from(GUEST_CA_BUNDLE_PATH),
             git_insteadof: insteadof,
         },
         sidecar: SidecarPlan {

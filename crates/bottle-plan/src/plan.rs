@@ -28,6 +28,9 @@ pub const CONTROL_PORT: u16 = 9100;
 pub const HEALTH_PORT: u16 = 9000;
 /// Where the bottle CA certificate is placed in the guest.
 pub const GUEST_CA_PATH: &str = "/etc/bot-bottle/ca.crt";
+/// The guest's system roots plus the bottle CA, for variables that *replace* a tool's roots
+/// (`SSL_CERT_FILE`, `GIT_SSL_CAINFO`…): passthrough routes show real certificates.
+pub const GUEST_CA_BUNDLE_PATH: &str = "/etc/bot-bottle/ca-bundle.crt";
 
 /// A complete plan for one bottle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +123,8 @@ pub struct AgentPlan {
     pub no_proxy: String,
     /// Guest path of the bottle CA certificate.
     pub ca_cert_path: PathBuf,
+    /// Guest path of the system roots plus the bottle CA.
+    pub ca_bundle_path: PathBuf,
     /// git `url.<gate>.insteadOf <upstream>` rules.
     pub git_insteadof: Vec<InsteadOf>,
 }

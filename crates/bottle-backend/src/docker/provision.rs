@@ -31,6 +31,20 @@ pub fn parse_id(text: &str) -> Option<Ids> {
     })
 }
 
+/// Finds a user's ids in `/etc/passwd` text, by name or by numeric uid.
+pub fn ids_from_passwd(passwd: &str, user: &str) -> Option<Ids> {
+    let numeric: Option<u64> = user.parse().ok();
+    passwd.lines().find_map(|line| {
+        let f: Vec<&str> = line.split(':').collect();
+        if f.len() < 4 {
+            return None;
+        }
+        let uid: u64 = f[2].parse().ok()?;
+        let gid: u64 = f[3].parse().ok()?;
+        (f[0] == user || numeric == Some(uid)).then_some(Ids { uid, gid })
+    })
+}
+
 /// Folders the tar creates (as directory entries, so no `mkdir` exec is needed): every folder
 /// strictly below the agent's home that the workdir, agent-owned files and skills need (owned
 /// by the agent), and the CA's folders (owned by root). Folders elsewhere are never given
@@ -133,16 +147,23 @@ pub fn guest_tar(
         tar.append_data(&mut h, format!("{}/", rel(&dir)), std::io::empty())
             .map_err(Error::Tar)?;
     }
-    if let Some(bundle) = bundle {
+    // The system roots plus the bottle CA: passthrough routes show real certificates,
+    // intercepted ones the bottle's. Written to the plan's own bundle path always (so the
+    // variables pointing at it work in any image) and over the system bundle when there is one.
+    let mut text = bundle.unwrap_or_default().to_string();
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(ca_pem);
+    let mut bundle_paths = vec![agent.ca_bundle_path.as_path()];
+    if bundle.is_some() {
         // Appending directly is what update-ca-certificates would produce for the bundle file,
         // without its second-long rehash of every certificate.
-        let mut text = bundle.to_string();
-        if !text.ends_with('\n') {
-            text.push('\n');
-        }
-        text.push_str(ca_pem);
+        bundle_paths.push(Path::new(SYSTEM_BUNDLE));
+    }
+    for path in bundle_paths {
         let mut h = header(text.len() as u64, 0o644, root, tar::EntryType::Regular);
-        tar.append_data(&mut h, rel(Path::new(SYSTEM_BUNDLE)), text.as_bytes())
+        tar.append_data(&mut h, rel(path), text.as_bytes())
             .map_err(Error::Tar)?;
     }
     for path in [agent.ca_cert_path.as_path(), Path::new(TRUST_STORE_PATH)] {
@@ -253,6 +274,7 @@ mod tests {
             proxy_url: String::new(),
             no_proxy: String::new(),
             ca_cert_path: "/etc/bot-bottle/ca.crt".into(),
+            ca_bundle_path: "/etc/bot-bottle/ca-bundle.crt".into(),
             git_insteadof: vec![],
         }
     }
@@ -277,6 +299,26 @@ mod tests {
         let (as_agent, as_root) = exec_dirs(&agent());
         assert!(as_agent.is_empty());
         assert_eq!(as_root, [PathBuf::from("/opt/tool")]);
+    }
+
+    #[test]
+    fn finds_ids_in_passwd() {
+        let p = "root:x:0:0:root:/root:/bin/bash\nagent:x:1000:1001::/home/agent:/bin/bash\n";
+        assert_eq!(
+            ids_from_passwd(p, "agent"),
+            Some(Ids {
+                uid: 1000,
+                gid: 1001
+            })
+        );
+        assert_eq!(
+            ids_from_passwd(p, "1000"),
+            Some(Ids {
+                uid: 1000,
+                gid: 1001
+            })
+        );
+        assert_eq!(ids_from_passwd(p, "nobody"), None);
     }
 
     #[test]

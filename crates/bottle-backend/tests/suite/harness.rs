@@ -254,6 +254,7 @@ pub fn test_plan(slug: &str, opts: &Opts) -> Plan {
             proxy_url,
             no_proxy,
             ca_cert_path: GUEST_CA_PATH.into(),
+            ca_bundle_path: bottle_plan::GUEST_CA_BUNDLE_PATH.into(),
             git_insteadof: opts.insteadof.clone(),
         },
         sidecar: SidecarPlan {

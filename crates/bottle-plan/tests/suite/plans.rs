@@ -203,3 +203,62 @@ fn unknown_provider_is_a_clear_error() {
     .to_string();
     assert!(err.contains("unknown provider `nope`"), "{err}");
 }
+
+fn plan_text(yaml: &str, home: &Path) -> Result<Plan, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bottle.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let manifest = bottle_manifest::parse_str(yaml, &path).unwrap();
+    let env = host_env();
+    let lookup = |k: &str| env.get(k).cloned();
+    build(Input {
+        manifest: &manifest,
+        manifest_path: &path,
+        bot_home: home,
+        slug: "t-000000",
+        overrides: Overrides::default(),
+        host_env: &lookup,
+    })
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_manifest_route_for_a_provider_host_keeps_the_provider_credential() {
+    let plan = plan_text(
+        "version: 1\nname: t\nagent: {provider: claude, auth_token: CLAUDE_TOKEN}\n\
+         egress:\n  - host: api.anthropic.com\n    allow_private: true\n",
+        &fixtures().join("home"),
+    )
+    .unwrap();
+    let routes: Vec<_> = plan
+        .sidecar
+        .routes
+        .iter()
+        .filter(|r| r.host == "api.anthropic.com")
+        .collect();
+    assert_eq!(routes.len(), 1, "one route, refined by the manifest");
+    assert!(routes[0].allow_private);
+    assert_eq!(routes[0].auth.as_ref().unwrap().scheme.label(), "bearer");
+}
+
+#[test]
+fn a_user_provider_shadowing_a_builtin_refuses_builtin_credential_keys() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("providers/claude");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("provider.yaml"),
+        "name: claude\nuser: me\nhome: /home/me\ncommand: [sh]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM debian:bookworm-slim\n").unwrap();
+    let err = plan_text(
+        "version: 1\nname: t\nagent: {provider: claude, auth_token: CLAUDE_TOKEN}\n",
+        home.path(),
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("only honoured by the built-in claude provider"),
+        "{err}"
+    );
+}

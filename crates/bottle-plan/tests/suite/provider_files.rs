@@ -290,7 +290,7 @@ fn check_codex(plan: &Plan) -> toml::Table {
         .any(|e| e.name == "CODEX_CA_CERTIFICATE"
             && e.value
                 == EnvSource::Literal {
-                    value: "/etc/bot-bottle/ca.crt".into()
+                    value: "/etc/bot-bottle/ca-bundle.crt".into()
                 }));
     t
 }
