@@ -332,7 +332,10 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?}"), "<redacted>");
         assert_eq!(format!("{s}"), "<redacted>");
-        let inj = Injection { scheme: AuthScheme::Bearer, secret: s };
+        let inj = Injection {
+            scheme: AuthScheme::Bearer,
+            secret: s,
+        };
         assert!(!format!("{inj:?}").contains("hunter2"));
     }
 
