@@ -367,11 +367,14 @@ impl DockerBackend {
             .create_container(Some(opts), body)
             .await
             .map_err(engine(format!("create container {}", r.agent_container)))?;
-        self.docker
-            .start_container(&r.agent_container, None)
-            .await
-            .map_err(engine(format!("start {}", r.agent_container)))?;
         Ok(())
+    }
+
+    async fn start_agent(&self, name: &str) -> Result<()> {
+        self.docker
+            .start_container(name, None)
+            .await
+            .map_err(engine(format!("start {name}")))
     }
 
     async fn run_step(
@@ -416,28 +419,38 @@ impl DockerBackend {
     async fn provision(&self, req: &UpRequest<'_>) -> Result<()> {
         let agent = &req.plan.agent;
         let c = req.plan.resources.agent_container.as_str();
-        let (id, bundle) = tokio::try_join!(
-            self.run_step(c, "id", vec!["id".into(), agent.user.clone()], "root", None),
+        // The user's ids and the CA bundle are read through the archive API (no exec) while
+        // the container starts.
+        let (passwd, bundle, ()) = tokio::try_join!(
+            self.read_file(c, "/etc/passwd"),
             self.read_file(c, provision::SYSTEM_BUNDLE),
+            self.start_agent(c),
         )?;
-        let ids = provision::parse_id(&id.stdout_text()).ok_or_else(|| Error::Setup {
-            step: format!("id {}", agent.user),
-            code: 0,
-            output: "unexpected output".into(),
-        })?;
+        let ids = passwd
+            .as_deref()
+            .and_then(|p| provision::ids_from_passwd(p, &agent.user))
+            .ok_or_else(|| Error::Setup {
+                step: format!("look up user {} in the image's /etc/passwd", agent.user),
+                code: -1,
+                output: "no such user: the provider's `user` must exist in its image".into(),
+            })?;
         let mkdir = |dirs: Vec<PathBuf>| {
             let mut argv = vec!["mkdir".to_string(), "-p".to_string(), "--".to_string()];
             argv.extend(dirs.iter().map(|d| d.display().to_string()));
             argv
         };
         let (as_agent, as_root) = provision::exec_dirs(agent);
-        if !as_agent.is_empty() {
-            self.run_step(c, "mkdir (agent)", mkdir(as_agent), &agent.user, None)
-                .await?;
-        }
-        if !as_root.is_empty() {
-            self.run_step(c, "mkdir (root)", mkdir(as_root), "root", None)
-                .await?;
+        // Folders outside the home get `mkdir -p` (which leaves existing ones alone) rather than
+        // tar entries (which would reset an existing folder's mode).
+        {
+            if !as_agent.is_empty() {
+                self.run_step(c, "mkdir (agent)", mkdir(as_agent), &agent.user, None)
+                    .await?;
+            }
+            if !as_root.is_empty() {
+                self.run_step(c, "mkdir (root)", mkdir(as_root), "root", None)
+                    .await?;
+            }
         }
         let tar = provision::guest_tar(
             agent,
