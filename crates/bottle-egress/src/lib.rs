@@ -148,6 +148,8 @@ impl EgressProxyBuilder {
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
+            // Like nginx's `keepalive 64`: bursts may open more, but only this many stay idle.
+            .pool_max_idle_per_host(64)
             .set_host(false)
             .build(connector.clone());
         let audit = match &self.audit {
