@@ -314,10 +314,45 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
         Counters::inc(&shared.counters.allowed);
         let s = shared.clone();
         tokio::spawn(async move {
-            let (up, down) = match on_upgrade.await {
-                Ok(agent) => splice(TokioIo::new(agent), upstream).await,
-                Err(_) => (0, 0),
+            let Ok(agent) = on_upgrade.await else { return };
+            let mut agent = TokioIo::new(agent);
+            let mut upstream = upstream;
+            let timeout = Duration::from_millis(s.limits.idle_timeout_ms.max(1));
+            let first = tokio::time::timeout(timeout, peek_sni(&mut agent)).await;
+            let hello = match first {
+                Ok(Ok((sni, raw))) if sni_agrees(sni.as_deref(), &host) => raw,
+                _ => {
+                    // Another name's TLS session (domain fronting), no SNI, or not TLS at all.
+                    Counters::inc(&s.counters.denied);
+                    let c = Ctx {
+                        method: "CONNECT",
+                        host: &host_s,
+                        port,
+                        path: "",
+                        route: Some(&route_host),
+                    };
+                    audit(
+                        &s,
+                        &c,
+                        "deny",
+                        Refusal::SniMismatch.code(),
+                        None,
+                        0,
+                        0,
+                        0,
+                        start,
+                    );
+                    return;
+                }
             };
+            if tokio::io::AsyncWriteExt::write_all(&mut upstream, &hello)
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let (up, down) = splice(agent, upstream).await;
+            let up = up + hello.len() as u64;
             s.counters.bytes_up.fetch_add(up, Ordering::Relaxed);
             s.counters.bytes_down.fetch_add(down, Ordering::Relaxed);
             let c = Ctx {
@@ -361,6 +396,50 @@ async fn handle_connect(shared: Arc<Shared>, mut req: Request<Incoming>) -> Resp
         intercept(s, TokioIo::new(agent), tls_cfg, tunnel).await;
     });
     Response::new(Either::Right(Full::new(Bytes::new())))
+}
+
+/// Largest ClientHello the passthrough check buffers.
+const MAX_HELLO: usize = 16 * 1024;
+
+/// Reads the agent's first bytes on a passthrough tunnel until rustls has parsed a whole
+/// ClientHello; returns its SNI and the raw bytes (to be replayed upstream unchanged).
+async fn peek_sni<A>(agent: &mut A) -> std::io::Result<(Option<String>, Vec<u8>)>
+where
+    A: tokio::io::AsyncRead + Unpin,
+{
+    use tokio::io::AsyncReadExt;
+    let mut acceptor = rustls::server::Acceptor::default();
+    let mut raw = Vec::with_capacity(1024);
+    let mut buf = [0u8; 4096];
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+    loop {
+        let n = agent.read(&mut buf).await?;
+        if n == 0 || raw.len() + n > MAX_HELLO {
+            return Err(bad("no ClientHello"));
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            acceptor.read_tls(&mut chunk)?;
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => {
+                let sni = accepted.client_hello().server_name().map(str::to_owned);
+                return Ok((sni, raw));
+            }
+            Ok(None) => continue,
+            Err(_) => return Err(bad("not TLS")),
+        }
+    }
+}
+
+/// A passthrough tunnel's SNI must name the CONNECT host; an IP-literal host has none.
+fn sni_agrees(sni: Option<&str>, host: &Host) -> bool {
+    match (sni, host) {
+        (Some(s), h) => normalise_host(s).ok().as_ref() == Some(h),
+        (None, Host::Ip(_)) => true,
+        (None, Host::Name(_)) => false,
+    }
 }
 
 /// Copies both ways until either side closes; returns (bytes up, bytes down).

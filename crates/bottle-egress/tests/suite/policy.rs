@@ -27,6 +27,33 @@ async fn passthrough_splices_to_the_origin_certificate() {
 }
 
 #[tokio::test]
+async fn passthrough_sni_must_name_the_connect_host() {
+    let seen = SeenLog::default();
+    let up = upstream(true, echo_handler(seen.clone())).await;
+    let mut r = route("other.test", up.port());
+    r.tls = TlsMode::Passthrough;
+    let env = proxy(vec![r]).await;
+    let tcp = connect_tunnel(env.proxy.local_addr(), &format!("other.test:{}", up.port()))
+        .await
+        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(client_tls(origin().ca().cert_pem()));
+    let name = rustls::pki_types::ServerName::try_from("evil.test").unwrap();
+    let r = tokio::time::timeout(T, tls.connect(name, tcp))
+        .await
+        .unwrap();
+    assert!(
+        r.is_err(),
+        "a passthrough tunnel must not carry another name's TLS session"
+    );
+    let lines = env.audit_lines(1).await;
+    assert!(
+        lines.iter().any(|l| l["reason"] == "sni_mismatch"),
+        "{lines:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn intercepted_route_injects_the_real_token_for_curl_and_reqwest() {
     let seen = SeenLog::default();
     let up = upstream(true, echo_handler(seen.clone())).await;
