@@ -624,10 +624,14 @@ impl Backend for DockerBackend {
         let r = &req.plan.resources;
         let sidecar_image = self.ensure_images(&req).await?;
         let labels = Self::labels(&req.plan.slug, None);
-        tokio::try_join!(
+        // `join!`, not `try_join!`: an early error must not drop the other request mid-flight,
+        // or the engine could create that network after a cleanup has already listed them.
+        let (internal, egress) = tokio::join!(
             net::create_internal(&self.docker, &r.internal_network, req.index, &labels),
             net::create_egress(&self.docker, &r.egress_network, req.index, &labels),
-        )?;
+        );
+        internal?;
+        egress?;
         // The sidecar's addresses are fixed in advance, so the agent can be created and
         // provisioned (which needs no network) while the sidecar starts.
         let sidecar = async {
