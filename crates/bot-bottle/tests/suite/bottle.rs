@@ -150,16 +150,38 @@ fn shell_bottle_refuses_unrouted_hosts_passes_exit_code_and_leaves_nothing() {
 #[test]
 fn kept_bottle_is_listed_then_removed_by_rm() {
     let home = tempfile::tempdir().unwrap();
+    // The shell example plus an env value from the host: a secret that must reach the agent and
+    // nothing on the host side.
+    let manifest_dir = tempfile::tempdir().unwrap();
+    let example = repo().join("examples/shell");
+    let text = std::fs::read_to_string(example.join("bottle.yaml"))
+        .unwrap()
+        .replace(
+            "provider: ./provider",
+            &format!("provider: {}", example.join("provider").display()),
+        )
+        .replace(
+            "prompt: ./WELCOME.md",
+            &format!("prompt: {}", example.join("WELCOME.md").display()),
+        )
+        .replace(
+            "supervise: {timeout: 5m}",
+            "supervise: {timeout: 5m}\nenv:\n  DB_PASSWORD: ${BB_TEST_SECRET}",
+        );
+    let manifest = manifest_dir.path().join("bottle.yaml");
+    std::fs::write(&manifest, text).unwrap();
+    let secret = "kept-bottle-secret-5f3a9c";
     let out = bot(home.path())
         .args([
             "start",
-            "examples/shell/bottle.yaml",
+            manifest.to_str().unwrap(),
             "--label",
             "keeper",
             "--color",
             "blue",
             "--keep",
         ])
+        .env("BB_TEST_SECRET", secret)
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -169,6 +191,20 @@ fn kept_bottle_is_listed_then_removed_by_rm() {
         String::from_utf8_lossy(&out.stderr)
     );
     let slug = slug_from(home.path()).expect("kept bottle has state");
+    let metadata = std::fs::read_to_string(
+        home.path()
+            .join("bottles")
+            .join(&slug)
+            .join("metadata.json"),
+    )
+    .unwrap();
+    assert!(
+        !metadata.contains(secret),
+        "metadata.json holds the secret: {metadata}"
+    );
+    for stream in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(stream).contains(secret));
+    }
     let list = bot(home.path()).args(["list"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(
