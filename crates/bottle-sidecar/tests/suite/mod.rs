@@ -1,0 +1,1 @@
+mod approve_egress;
