@@ -689,16 +689,22 @@ impl Backend for DockerBackend {
     }
 
     async fn stop(&self, slug: &str) -> Result<()> {
-        for c in self.containers(Some(slug)).await? {
-            let Some(id) = c.id.as_deref() else { continue };
-            if summary_state(&c) == ContainerState::Running {
-                let opts = StopContainerOptionsBuilder::default().t(5).build();
-                self.docker
-                    .stop_container(id, Some(opts))
-                    .await
-                    .map_err(engine(format!("stop {id}")))?;
-            }
-        }
+        // Both containers stop at once: the agent's init and the sidecar exit on SIGTERM.
+        let running: Vec<String> = self
+            .containers(Some(slug))
+            .await?
+            .into_iter()
+            .filter(|c| summary_state(c) == ContainerState::Running)
+            .filter_map(|c| c.id)
+            .collect();
+        let stops = running.iter().map(|id| async move {
+            let opts = StopContainerOptionsBuilder::default().t(5).build();
+            self.docker
+                .stop_container(id, Some(opts))
+                .await
+                .map_err(engine(format!("stop {id}")))
+        });
+        futures_util::future::try_join_all(stops).await?;
         Ok(())
     }
 
