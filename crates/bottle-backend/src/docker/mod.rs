@@ -614,6 +614,68 @@ fn summary_state(c: &bollard::models::ContainerSummary) -> ContainerState {
     }
 }
 
+impl DockerBackend {
+    /// One sweep of everything labelled with `slug`: containers, then networks.
+    async fn down_once(&self, slug: &str) -> Result<DownReport> {
+        let mut report = DownReport::default();
+        for c in self.containers(Some(slug)).await? {
+            let Some(id) = c.id.as_deref() else { continue };
+            let opts = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            match self.docker.remove_container(id, Some(opts)).await {
+                Ok(())
+                | Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => return Err(engine(format!("remove container {id}"))(e)),
+            }
+            let name = c
+                .names
+                .as_ref()
+                .and_then(|n| n.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_else(|| id.to_string());
+            report.containers.push(name);
+        }
+        for n in self.networks(Some(slug)).await? {
+            let Some(id) = n.id.as_deref() else { continue };
+            // Anything else still attached (e.g. a test's fake upstream) would keep the network
+            // alive: disconnect it first.
+            if let Ok(info) = self
+                .docker
+                .inspect_network(id, None::<InspectNetworkOptions>)
+                .await
+            {
+                for cid in info.containers.unwrap_or_default().into_keys() {
+                    let _ = self
+                        .docker
+                        .disconnect_network(
+                            id,
+                            bollard::models::NetworkDisconnectRequest {
+                                container: cid,
+                                force: Some(true),
+                            },
+                        )
+                        .await;
+                }
+            }
+            match self.docker.remove_network(id).await {
+                Ok(())
+                | Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => {}
+                Err(e) => return Err(engine(format!("remove network {id}"))(e)),
+            }
+            report
+                .networks
+                .push(n.name.clone().unwrap_or_else(|| id.to_string()));
+        }
+        Ok(report)
+    }
+}
+
 #[async_trait]
 impl Backend for DockerBackend {
     fn name(&self) -> &'static str {
@@ -741,60 +803,19 @@ impl Backend for DockerBackend {
     }
 
     async fn down(&self, slug: &str) -> Result<DownReport> {
+        // A start killed mid-way can leave engine requests in flight that land after a first
+        // sweep (a container or network created a moment later): sweep until one finds nothing.
         let mut report = DownReport::default();
-        for c in self.containers(Some(slug)).await? {
-            let Some(id) = c.id.as_deref() else { continue };
-            let opts = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            match self.docker.remove_container(id, Some(opts)).await {
-                Ok(())
-                | Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(e) => return Err(engine(format!("remove container {id}"))(e)),
+        for pass in 0..6 {
+            if pass > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             }
-            let name = c
-                .names
-                .as_ref()
-                .and_then(|n| n.first())
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_else(|| id.to_string());
-            report.containers.push(name);
-        }
-        for n in self.networks(Some(slug)).await? {
-            let Some(id) = n.id.as_deref() else { continue };
-            // Anything else still attached (e.g. a test's fake upstream) would keep the network
-            // alive: disconnect it first.
-            if let Ok(info) = self
-                .docker
-                .inspect_network(id, None::<InspectNetworkOptions>)
-                .await
-            {
-                for cid in info.containers.unwrap_or_default().into_keys() {
-                    let _ = self
-                        .docker
-                        .disconnect_network(
-                            id,
-                            bollard::models::NetworkDisconnectRequest {
-                                container: cid,
-                                force: Some(true),
-                            },
-                        )
-                        .await;
-                }
+            let swept = self.down_once(slug).await?;
+            if swept.containers.is_empty() && swept.networks.is_empty() {
+                break;
             }
-            match self.docker.remove_network(id).await {
-                Ok(())
-                | Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404, ..
-                }) => {}
-                Err(e) => return Err(engine(format!("remove network {id}"))(e)),
-            }
-            report
-                .networks
-                .push(n.name.clone().unwrap_or_else(|| id.to_string()));
+            report.containers.extend(swept.containers);
+            report.networks.extend(swept.networks);
         }
         Ok(report)
     }
