@@ -1,3 +1,4 @@
 mod agents;
 mod bottle;
 mod cli;
+mod common;
