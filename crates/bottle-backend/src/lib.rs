@@ -182,6 +182,11 @@ pub trait Backend: Send + Sync {
     /// Every bottle that has labelled resources on the engine.
     async fn list(&self) -> Result<Vec<BottleStatus>>;
 
+    /// Hands the backend a bottle's resolved agent env for the sessions this process opens
+    /// (`attach` from a new process: values from the host or the terminal are never stored by
+    /// the engine, so they are resolved again and given here).
+    fn set_session_env(&self, _slug: &str, _env: &[(String, Secret)]) {}
+
     /// Network indexes already in use on the engine by anyone (the engine is shared by every
     /// `$BOT_BOTTLE_HOME` on the machine), so a new bottle's subnets never overlap them.
     async fn indexes_in_use(&self) -> Result<std::collections::BTreeSet<u32>> {

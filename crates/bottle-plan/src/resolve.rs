@@ -95,10 +95,15 @@ pub fn read_secret(
     }
 }
 
-/// Resolves the plan.
-pub fn resolve(plan: &Plan, input: ResolveInput<'_>) -> Result<Resolved> {
-    let env = input.host_env;
+/// Resolves the agent's environment alone (`attach` from a new process needs it again: values
+/// from the host or the terminal are kept nowhere).
+pub fn agent_env(
+    plan: &Plan,
+    env: &dyn Fn(&str) -> Option<String>,
+    prompter: &mut dyn Prompter,
+) -> Result<Vec<(String, Secret)>> {
     let mut agent_env = Vec::new();
+
     for e in &plan.agent.env {
         let value = match &e.value {
             EnvSource::Literal { value } => Secret::new(value.clone()),
@@ -114,7 +119,7 @@ pub fn resolve(plan: &Plan, input: ResolveInput<'_>) -> Result<Resolved> {
                 }
             },
             EnvSource::Prompt => {
-                Secret::new(input.prompter.ask(&e.name).map_err(|message| Error::Env {
+                Secret::new(prompter.ask(&e.name).map_err(|message| Error::Env {
                     key: e.name.clone(),
                     message,
                 })?)
@@ -122,6 +127,13 @@ pub fn resolve(plan: &Plan, input: ResolveInput<'_>) -> Result<Resolved> {
         };
         agent_env.push((e.name.clone(), value));
     }
+    Ok(agent_env)
+}
+
+/// Resolves the plan.
+pub fn resolve(plan: &Plan, input: ResolveInput<'_>) -> Result<Resolved> {
+    let env = input.host_env;
+    let agent_env = agent_env(plan, env, input.prompter)?;
 
     let mut routes = Vec::new();
     for r in &plan.sidecar.routes {

@@ -48,6 +48,9 @@ pub fn attach(a: NameArg) -> Outcome {
             },
             host_env: &env,
         })?;
+        // Values from the host or the terminal were never stored: resolve them again.
+        let agent_env = bottle_plan::resolve::agent_env(&plan, &env, &mut lifecycle::TtyPrompter)?;
+        backend.set_session_env(&slug, &agent_env);
         let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
         let color = meta.color.as_deref().and_then(|c| c.parse::<Color>().ok());
         let guard = if interactive {

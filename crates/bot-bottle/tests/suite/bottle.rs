@@ -125,15 +125,48 @@ fn kept_bottle_is_listed_then_removed_by_rm() {
             "--keep",
         ])
         .env("BB_TEST_SECRET", secret)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    let mut child = out;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"echo \"session sees: $DB_PASSWORD\"; exit 0\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let slug = slug_from(home.path()).expect("kept bottle has state");
+    // The agent's session got the value; the engine's stored config of the container did not
+    // (values from the host or the terminal go through the exec API only).
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains(&format!("session sees: {secret}")),
+        "{stdout}"
+    );
+    let inspect = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "--format",
+            "{{json .Config.Env}}",
+            &format!("bot-bottle-{slug}-agent"),
+        ])
+        .output()
+        .unwrap();
+    assert!(inspect.status.success());
+    let config_env = String::from_utf8_lossy(&inspect.stdout);
+    assert!(config_env.contains("HTTPS_PROXY"), "{config_env}");
+    assert!(
+        !config_env.contains(secret),
+        "the engine stored the secret: {config_env}"
+    );
     let metadata = std::fs::read_to_string(
         home.path()
             .join("bottles")
@@ -145,9 +178,10 @@ fn kept_bottle_is_listed_then_removed_by_rm() {
         !metadata.contains(secret),
         "metadata.json holds the secret: {metadata}"
     );
-    for stream in [&out.stdout, &out.stderr] {
-        assert!(!String::from_utf8_lossy(stream).contains(secret));
-    }
+    // bot-bottle's own messages (stderr) never carry it; stdout is the agent's, which echoed it
+    // on purpose once.
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(secret));
+    assert_eq!(stdout.matches(secret).count(), 1, "{stdout}");
     let list = bot(home.path()).args(["list"]).output().unwrap();
     let list = String::from_utf8_lossy(&list.stdout);
     assert!(

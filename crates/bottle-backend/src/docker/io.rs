@@ -19,6 +19,8 @@ pub(crate) struct ExecSpec<'a> {
     /// `root` or the agent user.
     pub user: &'a str,
     pub workdir: Option<&'a str>,
+    /// `KEY=VALUE` pairs for this process only (values the engine must not keep on disk).
+    pub env: Vec<String>,
 }
 
 fn create_opts(spec: &ExecSpec<'_>, tty: bool, stdin: bool) -> CreateExecOptions<String> {
@@ -30,6 +32,7 @@ fn create_opts(spec: &ExecSpec<'_>, tty: bool, stdin: bool) -> CreateExecOptions
         cmd: Some(spec.argv.to_vec()),
         user: Some(spec.user.to_string()),
         working_dir: spec.workdir.map(str::to_string),
+        env: (!spec.env.is_empty()).then(|| spec.env.clone()),
         ..Default::default()
     }
 }

@@ -68,6 +68,10 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct DockerBackend {
     docker: Docker,
     sidecar_binary: Option<PathBuf>,
+    /// Per bottle, the env values that come from the host or the terminal (`${VAR}`,
+    /// `?prompt`): handed to each agent process through the exec API, never put in the
+    /// container's config, which the engine keeps on disk.
+    session_env: std::sync::Arc<std::sync::Mutex<HashMap<String, Vec<String>>>>,
 }
 
 impl DockerBackend {
@@ -79,6 +83,7 @@ impl DockerBackend {
         Ok(Self {
             docker,
             sidecar_binary: None,
+            session_env: Default::default(),
         })
     }
 
@@ -321,11 +326,8 @@ impl DockerBackend {
             let o = sidecar_ip.octets();
             std::net::Ipv4Addr::new(o[0], o[1], o[2], AGENT_HOST_OCTET)
         };
-        let env = req
-            .agent_env
-            .iter()
-            .map(|(k, v)| format!("{k}={}", v.expose()))
-            .collect();
+        let (env, session) = split_env(req);
+        self.remember_env(&req.plan.slug, session);
         let body = ContainerCreateBody {
             image: Some(req.plan.image.tag.clone()),
             user: Some(agent.user.clone()),
@@ -392,6 +394,7 @@ impl DockerBackend {
                 argv: &argv,
                 user,
                 workdir,
+                env: Vec::new(),
             },
         )
         .await?;
@@ -614,7 +617,46 @@ fn summary_state(c: &bollard::models::ContainerSummary) -> ContainerState {
     }
 }
 
+/// Splits the agent env: literals and placeholders go in the container's config; values from
+/// the host env or the terminal stay in memory for the exec API only.
+fn split_env(req: &UpRequest<'_>) -> (Vec<String>, Vec<String>) {
+    use bottle_plan::EnvSource;
+    let external: std::collections::HashSet<&str> = req
+        .plan
+        .agent
+        .env
+        .iter()
+        .filter(|e| matches!(e.value, EnvSource::HostVar { .. } | EnvSource::Prompt))
+        .map(|e| e.name.as_str())
+        .collect();
+    let mut config = Vec::new();
+    let mut session = Vec::new();
+    for (k, v) in req.agent_env {
+        let pair = format!("{k}={}", v.expose());
+        if external.contains(k.as_str()) {
+            session.push(pair);
+        } else {
+            config.push(pair);
+        }
+    }
+    (config, session)
+}
+
 impl DockerBackend {
+    fn remember_env(&self, slug: &str, env: Vec<String>) {
+        if let Ok(mut m) = self.session_env.lock() {
+            m.insert(slug.to_string(), env);
+        }
+    }
+
+    fn session_env(&self, slug: &str) -> Vec<String> {
+        self.session_env
+            .lock()
+            .ok()
+            .and_then(|m| m.get(slug).cloned())
+            .unwrap_or_default()
+    }
+
     /// One sweep of everything labelled with `slug`: containers, then networks.
     async fn down_once(&self, slug: &str) -> Result<DownReport> {
         let mut report = DownReport::default();
@@ -722,6 +764,7 @@ impl Backend for DockerBackend {
             argv: command,
             user: &agent.user,
             workdir: Some(&workdir),
+            env: self.session_env(slug),
         };
         match io {
             AttachIo::Terminal => io::terminal(&self.docker, spec).await,
@@ -745,6 +788,7 @@ impl Backend for DockerBackend {
                 argv,
                 user: if as_root { "root" } else { &agent.user },
                 workdir: Some(&workdir),
+                env: self.session_env(slug),
             },
         )
         .await
@@ -771,6 +815,7 @@ impl Backend for DockerBackend {
     }
 
     async fn resume(&self, req: UpRequest<'_>) -> Result<HostAccess> {
+        self.remember_env(&req.plan.slug, split_env(&req).1);
         let r = &req.plan.resources;
         for (name, what) in [
             (&r.sidecar_container, "sidecar"),
@@ -842,6 +887,14 @@ impl Backend for DockerBackend {
             .collect();
         st.networks.sort();
         Ok(st)
+    }
+
+    fn set_session_env(&self, slug: &str, env: &[(String, bottle_config::Secret)]) {
+        let pairs = env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.expose()))
+            .collect();
+        self.remember_env(slug, pairs);
     }
 
     async fn indexes_in_use(&self) -> Result<std::collections::BTreeSet<u32>> {
