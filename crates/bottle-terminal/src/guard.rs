@@ -142,9 +142,27 @@ impl<W: Write + Send + 'static> IdentityGuard<W> {
     pub fn with_exit_hooks(identity: &Identity, writer: W) -> Result<Self> {
         // Hooks first: if they cannot be installed nothing has been written yet.
         install_exit_hooks()?;
-        let guard = Self::new(identity, writer)?;
+        let guard = IdentityGuard {
+            shared: Arc::new(Shared {
+                writer: Mutex::new(writer),
+                reset: identity.reset_sequence(),
+                done: AtomicBool::new(false),
+            }),
+        };
+        // Registered before anything is written, so a signal arriving right after the set
+        // sequence still finds the guard to reset.
         let as_dyn: Arc<dyn ResetOnce> = guard.shared.clone();
         *ACTIVE.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::downgrade(&as_dyn));
+        {
+            let mut w = guard
+                .shared
+                .writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            w.write_all(&identity.set_sequence())
+                .and_then(|()| w.flush())
+                .map_err(Error::Write)?;
+        }
         Ok(guard)
     }
 
