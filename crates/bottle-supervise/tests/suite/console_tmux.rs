@@ -197,7 +197,7 @@ async fn console_in_tmux_approves_a_request_with_a_key() {
         while tmux.run(&["has-session", "-t", "console"]).status.success() {
             tokio::time::sleep(Duration::from_millis(50)).await;
             polls += 1;
-            if polls % 40 == 0 {
+            if polls.is_multiple_of(40) {
                 tmux.run(&["send-keys", "-t", "console", "q"]);
             }
         }
