@@ -131,16 +131,27 @@ pub struct UpstreamTls {
 }
 
 pub fn upstream_tls() -> UpstreamTls {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    upstream_tls_for(API_HOST)
+}
+
+/// A test CA and a leaf for `host`.
+pub fn upstream_tls_for(host: &str) -> UpstreamTls {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct subject names: with rcgen's default name on both, OpenSSL clients (curl doing
+    // its own TLS through a passthrough route) take the leaf for a self-signed certificate.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "bot-bottle test upstream CA");
     let ca = CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec![API_HOST.to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
+    let mut leaf_params = CertificateParams::new(vec![host.to_string()]).unwrap();
+    leaf_params
+        .distinguished_name
+        .push(DnType::CommonName, host);
+    let leaf = leaf_params.signed_by(&leaf_key, &ca).unwrap();
     UpstreamTls {
         ca_pem: ca.pem(),
         cert_pem: leaf.pem(),
@@ -414,22 +425,36 @@ pub async fn start(tag: &str, mut opts: Opts) -> Bottle {
 /// Starts the fake upstream on the bottle's egress network under [`API_HOST`], labelled with
 /// the bottle's slug so `down` removes it.
 async fn start_upstream(b: &Bottle, tls: &UpstreamTls) {
+    let name = format!("bot-bottle-{}-upstream", b.slug);
+    start_upstream_container(b, &name, &b.plan.resources.egress_network, API_HOST, tls).await;
+}
+
+/// Starts a fake upstream container `name` on `network` under the DNS alias `alias`, serving
+/// `tls`'s leaf on 443 (and plain HTTP on 80), labelled with the bottle's slug so `down`
+/// removes it. Returns once it was started (not necessarily listening yet: see
+/// [`wait_listening`]).
+pub async fn start_upstream_container(
+    b: &Bottle,
+    name: &str,
+    network: &str,
+    alias: &str,
+    tls: &UpstreamTls,
+) {
     let docker = b.backend.client();
     ensure_upstream_image(&b.backend).await;
-    let name = format!("bot-bottle-{}-upstream", b.slug);
     let labels: HashMap<String, String> = b.plan.resources.labels.clone().into_iter().collect();
     let body = ContainerCreateBody {
         image: Some(UPSTREAM_IMAGE.into()),
         labels: Some(labels),
         host_config: Some(HostConfig {
-            network_mode: Some(b.plan.resources.egress_network.clone()),
+            network_mode: Some(network.to_string()),
             ..Default::default()
         }),
         networking_config: Some(NetworkingConfig {
             endpoints_config: Some(HashMap::from([(
-                b.plan.resources.egress_network.clone(),
+                network.to_string(),
                 EndpointSettings {
-                    aliases: Some(vec![API_HOST.into()]),
+                    aliases: Some(vec![alias.into()]),
                     ..Default::default()
                 },
             )])),
@@ -438,7 +463,7 @@ async fn start_upstream(b: &Bottle, tls: &UpstreamTls) {
     };
     docker
         .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            Some(CreateContainerOptionsBuilder::default().name(name).build()),
             body,
         )
         .await
@@ -455,13 +480,87 @@ async fn start_upstream(b: &Bottle, tls: &UpstreamTls) {
     }
     docker
         .upload_to_container(
-            &name,
+            name,
             Some(UploadToContainerOptionsBuilder::default().path("/").build()),
             bollard::body_full(tar.into_inner().unwrap().into()),
         )
         .await
         .unwrap();
-    docker.start_container(&name, None).await.unwrap();
+    docker.start_container(name, None).await.unwrap();
+}
+
+/// Waits until the fake upstream `name` listens on 443 and 80 (python takes a moment to
+/// start); panics if it never does.
+pub async fn wait_listening(b: &Bottle, name: &str) {
+    for _ in 0..300 {
+        let probe = b
+            .container_exec(
+                name,
+                "root",
+                &[
+                    "python3",
+                    "-c",
+                    "import socket; socket.create_connection(('127.0.0.1', 443), 2); socket.create_connection(('127.0.0.1', 80), 2)",
+                ],
+            )
+            .await;
+        if probe.exit_code == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("fake upstream {name} never listened on 443 and 80");
+}
+
+/// Creates a bridge network `name` on `subnet` (CIDR), labelled with the bottle's slug so
+/// `down` removes it. It is `internal` with no host address and no masquerading: only the
+/// containers attached to it can talk over it, and nothing on it is routed off this host.
+pub async fn create_labelled_network(b: &Bottle, name: &str, subnet: &str) {
+    use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
+    let labels: HashMap<String, String> = b.plan.resources.labels.clone().into_iter().collect();
+    let options = HashMap::from([
+        (
+            "com.docker.network.bridge.inhibit_ipv4".to_string(),
+            "true".to_string(),
+        ),
+        (
+            "com.docker.network.bridge.enable_ip_masquerade".to_string(),
+            "false".to_string(),
+        ),
+    ]);
+    let req = NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        internal: Some(true),
+        enable_ipv6: Some(false),
+        options: Some(options),
+        labels: Some(labels),
+        ipam: Some(Ipam {
+            driver: Some("default".into()),
+            config: Some(vec![IpamConfig {
+                subnet: Some(subnet.to_string()),
+                ..Default::default()
+            }]),
+            options: None,
+        }),
+        ..Default::default()
+    };
+    b.backend.client().create_network(req).await.unwrap();
+}
+
+/// Attaches container `container` to network `network` (no alias, engine-chosen address).
+pub async fn connect_network(b: &Bottle, network: &str, container: &str) {
+    b.backend
+        .client()
+        .connect_network(
+            network,
+            bollard::models::NetworkConnectRequest {
+                container: container.to_string(),
+                endpoint_config: None,
+            },
+        )
+        .await
+        .unwrap();
 }
 
 async fn ensure_upstream_image(b: &DockerBackend) {
@@ -510,13 +609,18 @@ impl Bottle {
 
     /// The fake upstream's stdout (its request log).
     pub async fn upstream_log(&self) -> String {
-        use futures_util::StreamExt;
         let name = format!("bot-bottle-{}-upstream", self.slug);
+        self.container_log(&name).await
+    }
+
+    /// A container's stdout and stderr so far (a fake upstream's request log).
+    pub async fn container_log(&self, name: &str) -> String {
+        use futures_util::StreamExt;
         let opts = bollard::query_parameters::LogsOptionsBuilder::default()
             .stdout(true)
             .stderr(true)
             .build();
-        let mut s = self.backend.client().logs(&name, Some(opts));
+        let mut s = self.backend.client().logs(name, Some(opts));
         let mut out = String::new();
         while let Some(Ok(c)) = s.next().await {
             out.push_str(&String::from_utf8_lossy(&c.into_bytes()));
@@ -791,4 +895,62 @@ pub async fn labelled(b: &DockerBackend, slug: &str) -> Vec<String> {
         v.push("sidecar".into());
     }
     v
+}
+
+impl Bottle {
+    /// Runs a shell script in the agent as the agent user, allowing it up to `limit` (for
+    /// scripts that wait on the operator).
+    pub async fn sh_for(&self, script: &str, limit: Duration) -> ExecOutput {
+        let argv = vec!["bash".to_string(), "-c".to_string(), script.to_string()];
+        tokio::time::timeout(
+            limit,
+            self.backend
+                .exec(&self.slug, &self.plan.agent, &argv, false),
+        )
+        .await
+        .expect("exec timed out")
+        .expect("exec")
+    }
+
+    /// One call to the bottle's supervise control API from the host, as the operator:
+    /// `(status, JSON body)`. Plain HTTP/1.1 over a socket, so the control token never shows up
+    /// in a process's argv.
+    pub async fn control(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = docker::endpoints(self.index).unwrap().control;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+             Content-Type: application/json\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}",
+            token = self.sidecar.supervise.control_token.expose(),
+            len = body.len(),
+        );
+        let raw = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut s = tokio::net::TcpStream::connect(addr).await?;
+            s.write_all(request.as_bytes()).await?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw).await?;
+            std::io::Result::Ok(raw)
+        })
+        .await
+        .expect("control API call timed out")
+        .expect("control API call");
+        let raw = String::from_utf8(raw).expect("control API answer is UTF-8");
+        let (head, payload) = raw
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no HTTP head in control API answer: {raw}"));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in control API answer: {head}"));
+        let json = serde_json::from_str(payload)
+            .unwrap_or_else(|e| panic!("control API body is not JSON ({e}): {payload}"));
+        (status, json)
+    }
 }

@@ -1,3 +1,4 @@
+mod approve;
 mod attacks;
 mod git;
 mod harness;

@@ -7,6 +7,12 @@
 //! therefore proves the step the approval controls: the refusal changes from
 //! `host_not_allowed` (no route) to `private_address` (route present, address still checked),
 //! the admin `GET /policy` shows the new route, and the upstream never saw a connection.
+//!
+//! The full claim (the refused host becomes reachable and its upstream serves the request) is
+//! proven on the real Docker engine by
+//! `bottle-backend`'s `suite::approve::approved_egress_request_makes_a_refused_host_reachable_through_the_real_proxy`
+//! (`crates/bottle-backend/tests/suite/approve.rs`), whose approved upstream has a
+//! public-looking address on an extra, host-internal network.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
