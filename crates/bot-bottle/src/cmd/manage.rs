@@ -1,5 +1,5 @@
-//! `attach`, `stop`, `rm` and `doctor`: commands on existing bottles, each on the backend
-//! recorded in the bottle's metadata.
+//! `attach`, `stop`, `rm` (commands on existing bottles, each on the backend recorded in the
+//! bottle's metadata) and `doctor` (engine checks, then the self-test in `selftest`).
 
 use std::io::{IsTerminal, Write};
 
@@ -116,36 +116,55 @@ pub fn doctor(a: DoctorArgs) -> Outcome {
     runtime()?.block_on(async {
         let mut out = std::io::stdout().lock();
         let mut failed = 0;
-        let mut check = |name: &str, r: anyhow::Result<String>| {
-            match r {
-                Ok(detail) => {
-                    let _ = writeln!(out, "ok    {name}: {detail}");
-                }
-                Err(e) => {
-                    failed += 1;
-                    let _ = writeln!(out, "FAIL  {name}: {e:#}");
-                }
+        let mut check = |name: &str, r: anyhow::Result<String>| match r {
+            Ok(detail) => {
+                let _ = writeln!(out, "ok    {name}: {detail}");
+            }
+            Err(e) => {
+                failed += 1;
+                let _ = writeln!(out, "FAIL  {name}: {e:#}");
             }
         };
-        if matches!(a.backend, Some(crate::cli::BackendArg::Smolvm | crate::cli::BackendArg::AppleContainer)) {
-            check("backend", Err(anyhow::anyhow!("only the docker backend is implemented in this build")));
+        if matches!(
+            a.backend,
+            Some(crate::cli::BackendArg::Smolvm | crate::cli::BackendArg::AppleContainer)
+        ) {
+            check(
+                "backend",
+                Err(anyhow::anyhow!(
+                    "only the docker backend is implemented in this build"
+                )),
+            );
         }
         let home = Home::from_env().map_err(anyhow::Error::from);
-        check("state home", home.as_ref().map(|h| h.root().display().to_string()).map_err(|e| anyhow::anyhow!("{e}")));
+        check(
+            "state home",
+            home.as_ref()
+                .map(|h| h.root().display().to_string())
+                .map_err(|e| anyhow::anyhow!("{e}")),
+        );
         let docker = bottle_backend::docker::DockerBackend::connect().await;
         match &docker {
             Ok(d) => {
                 let v = d.client().version().await;
                 check(
                     "docker engine",
-                    v.map(|v| format!("{} (API {})", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()))
-                        .map_err(Into::into),
+                    v.map(|v| {
+                        format!(
+                            "{} (API {})",
+                            v.version.unwrap_or_default(),
+                            v.api_version.unwrap_or_default()
+                        )
+                    })
+                    .map_err(Into::into),
                 );
                 let base = d.client().inspect_image("debian:bookworm-slim").await;
                 check(
                     "base image debian:bookworm-slim",
                     base.map(|_| "present".to_string()).map_err(|e| {
-                        anyhow::anyhow!("{e}; build it with `.ci/base-images.sh` (no registry is reachable)")
+                        anyhow::anyhow!(
+                            "{e}; build it with `.ci/base-images.sh` (no registry is reachable)"
+                        )
                     }),
                 );
             }
@@ -153,13 +172,31 @@ pub fn doctor(a: DoctorArgs) -> Outcome {
         }
         check(
             "sidecar binary",
-            bottle_backend::find_sidecar_binary().map(|p| p.display().to_string()).map_err(Into::into),
+            bottle_backend::find_sidecar_binary()
+                .map(|p| p.display().to_string())
+                .map_err(Into::into),
         );
         if !a.quick {
-            check(
-                "bottle self-test",
-                Err(anyhow::anyhow!("the fail-closed bottle self-test is not in this build; the attack tests in crates/bottle-backend/tests cover it")),
-            );
+            let engine_ok = docker.is_ok();
+            match (engine_ok, home) {
+                (true, Ok(home)) => match super::selftest::run(&home).await {
+                    Ok(probes) => {
+                        for p in probes {
+                            check(&format!("self-test: {}", p.name), p.result);
+                        }
+                    }
+                    Err(e) => check(
+                        "self-test",
+                        Err(e.context("cannot bring up the probe bottle")),
+                    ),
+                },
+                _ => check(
+                    "self-test",
+                    Err(anyhow::anyhow!(
+                        "skipped: needs the docker engine and a state home"
+                    )),
+                ),
+            }
         }
 
         if failed > 0 {

@@ -7,6 +7,7 @@ mod logs;
 mod manage;
 mod plan;
 mod providers;
+mod selftest;
 mod start;
 mod supervise;
 

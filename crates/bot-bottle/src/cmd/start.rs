@@ -68,18 +68,66 @@ async fn start(a: StartArgs) -> Outcome {
     let (label, color) = identity(&a, &manifest)?;
     let backend_kind = a.backend.map(Into::into).unwrap_or(manifest.backend);
     let backend = lifecycle::backend_named(backend_kind.as_str()).await?;
-    lifecycle::reap_crashed(&home).await;
-
-    let started = bottle_state::create_bottle(
+    let Launched { slug, lock, plan } = launch(
         &home,
-        &NewBottle {
-            name: manifest.name.clone(),
-            label: label.clone(),
-            color: color.clone(),
-            backend: backend_kind.as_str().to_string(),
-            provider: manifest.agent.provider.clone(),
-            manifest_path: manifest_path.clone(),
+        backend.as_ref(),
+        Launch {
+            manifest: &manifest,
+            manifest_path: &manifest_path,
+            backend_kind,
+            label,
+            color,
+            dockerfile: a.dockerfile.clone(),
             keep: a.keep,
+        },
+    )
+    .await?;
+    if a.detach {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{slug}")?;
+        return Ok(0);
+    }
+    let code = attach_session(&home, backend.as_ref(), &plan).await;
+    finish(&home, backend_kind.as_str(), &slug, lock, a.keep, code).await
+}
+
+/// What [`launch`] needs besides the home and backend.
+pub(crate) struct Launch<'a> {
+    pub manifest: &'a bottle_manifest::Manifest,
+    pub manifest_path: &'a std::path::Path,
+    pub backend_kind: bottle_manifest::BackendKind,
+    pub label: Option<String>,
+    pub color: Option<String>,
+    pub dockerfile: Option<PathBuf>,
+    pub keep: bool,
+}
+
+/// A bottle brought up and marked running; its lock is held until dropped or torn down.
+pub(crate) struct Launched {
+    pub slug: String,
+    pub lock: BottleLock,
+    pub plan: Plan,
+}
+
+/// Creates the bottle's state, plans it, mints its CA and deploy keys and brings it up on the
+/// backend. On any failure what it created is removed before the error is returned.
+pub(crate) async fn launch(
+    home: &Home,
+    backend: &dyn Backend,
+    l: Launch<'_>,
+) -> anyhow::Result<Launched> {
+    lifecycle::reap_crashed(home).await;
+    let backend_kind = l.backend_kind;
+    let started = bottle_state::create_bottle(
+        home,
+        &NewBottle {
+            name: l.manifest.name.clone(),
+            label: l.label.clone(),
+            color: l.color.clone(),
+            backend: backend_kind.as_str().to_string(),
+            provider: l.manifest.agent.provider.clone(),
+            manifest_path: l.manifest_path.to_path_buf(),
+            keep: l.keep,
         },
         &mut bottle_state::SlugRng::from_entropy(),
     )?;
@@ -87,19 +135,19 @@ async fn start(a: StartArgs) -> Outcome {
     let lock = started.lock;
     let result = async {
         let plan = build(Input {
-            manifest: &manifest,
-            manifest_path: &manifest_path,
+            manifest: l.manifest,
+            manifest_path: l.manifest_path,
             bot_home: home.root(),
             slug: &slug,
             overrides: Overrides {
-                label,
-                color,
+                label: l.label,
+                color: l.color,
                 backend: Some(backend_kind),
-                dockerfile: a.dockerfile.clone(),
+                dockerfile: l.dockerfile,
             },
             host_env: &host_env,
         })?;
-        bottle_state::update(&home, &slug, |m| {
+        bottle_state::update(home, &slug, |m| {
             m.resources.containers = vec![
                 plan.resources.agent_container.clone(),
                 plan.resources.sidecar_container.clone(),
@@ -113,37 +161,30 @@ async fn start(a: StartArgs) -> Outcome {
         let paths = home.bottle(&slug)?;
         let ca = bottle_tls::Ca::generate(&format!("bot-bottle {slug}"))?;
         ca.save(&paths.ca_cert(), &paths.ca_key())?;
-        let keys = lifecycle::mint_deploy_keys(&home, &plan, &host_env).await?;
+        let keys = lifecycle::mint_deploy_keys(home, &plan, &host_env).await?;
         for (name, key) in &keys {
             let path = paths.dir().join("keys").join(name);
             std::fs::create_dir_all(paths.dir().join("keys"))?;
             bottle_state::write_secret_file(&path, key.expose().as_bytes())?;
         }
         let control_token = lifecycle::random_token()?;
-        bring_up(&home, backend.as_ref(), &plan, &ca, keys, control_token).await?;
+        bring_up(home, backend, &plan, &ca, keys, control_token).await?;
         Ok::<Plan, anyhow::Error>(plan)
     }
     .await;
-    let plan = match result {
-        Ok(plan) => plan,
+    match result {
+        Ok(plan) => Ok(Launched { slug, lock, plan }),
         Err(e) => {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "bot-bottle: start failed; removing what it created");
             if let Err(t) =
-                lifecycle::teardown(&home, &slug, backend_kind.as_str(), lock, true).await
+                lifecycle::teardown(home, &slug, backend_kind.as_str(), lock, true).await
             {
                 let _ = writeln!(err, "bot-bottle: {t:#}");
             }
-            return Err(e);
+            Err(e)
         }
-    };
-    if a.detach {
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "{slug}")?;
-        return Ok(0);
     }
-    let code = attach_session(&home, backend.as_ref(), &plan).await;
-    finish(&home, backend_kind.as_str(), &slug, lock, a.keep, code).await
 }
 
 /// After the agent exits: keep (stop, status preserved) or tear down.

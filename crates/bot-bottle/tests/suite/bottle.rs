@@ -245,3 +245,52 @@ fn start_killed_midway_is_cleaned_by_rm() {
     );
     assert_eq!(slug_from(home.path()), None);
 }
+
+#[test]
+fn doctor_self_test_probes_a_real_bottle_and_removes_it() {
+    let home = tempfile::tempdir().unwrap();
+    let out = bot(home.path()).arg("doctor").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    for probe in [
+        "the agent runs unprivileged",
+        "no container-engine socket",
+        "routes stay on the internal network",
+        "no name resolution",
+        "host, metadata and operator ports unreachable",
+        "the proxy refuses an unrouted host",
+        "with the sidecar killed, no way out",
+        "probe bottle removed",
+    ] {
+        assert!(
+            stdout.contains(&format!("ok    self-test: {probe}")),
+            "{probe} did not pass:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+    // Nothing left: no bottle state, no labelled resource, no probe folder.
+    assert_eq!(slug_from(home.path()), None);
+    let slug = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ok    self-test: probe bottle removed: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(
+        labelled(&slug).is_empty(),
+        "left behind: {:?}",
+        labelled(&slug)
+    );
+    assert!(
+        !std::fs::read_dir(home.path()).unwrap().flatten().any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("doctor-selftest")),
+        "the probe folder was left in the home"
+    );
+}

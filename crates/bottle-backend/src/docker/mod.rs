@@ -561,6 +561,19 @@ impl DockerBackend {
             .map_err(engine("list networks"))
     }
 
+    /// Kills a bottle's sidecar and leaves its agent running: `doctor` uses it to show the
+    /// agent then has no way out at all (the bottle fails closed).
+    pub async fn kill_sidecar(&self, slug: &str) -> Result<()> {
+        let name = ResourceNames::for_slug(slug).sidecar_container;
+        self.docker
+            .kill_container(
+                &name,
+                None::<bollard::query_parameters::KillContainerOptions>,
+            )
+            .await
+            .map_err(engine(format!("kill {name}")))
+    }
+
     async fn start_existing(&self, req: &UpRequest<'_>) -> Result<HostAccess> {
         let r = &req.plan.resources;
         let (net, len) = net::internal_subnet(req.index)?;
