@@ -23,6 +23,7 @@ pub mod addr;
 mod admin;
 pub mod audit;
 pub mod policy;
+mod pool;
 mod proxy;
 pub mod upstream;
 
@@ -34,8 +35,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bottle_config::{EgressConfig, Secret};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
@@ -145,13 +144,8 @@ impl EgressProxyBuilder {
             self.overrides,
             Duration::from_millis(limits.connect_timeout_ms.max(1)),
         );
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            // Like nginx's `keepalive 64`: bursts may open more, but only this many stay idle.
-            .pool_max_idle_per_host(64)
-            .set_host(false)
-            .build(connector.clone());
+        // Like nginx's `keepalive 64`: bursts may open more, but only this many stay idle.
+        let pool = pool::Pool::new(connector.clone(), 64, Duration::from_secs(60));
         let audit = match &self.audit {
             Some(p) => audit::AuditSink::open(p)?,
             None => audit::AuditSink::disabled(),
@@ -160,7 +154,7 @@ impl EgressProxyBuilder {
             policy,
             leaves: bottle_tls::LeafCache::new(ca),
             connector,
-            client,
+            pool,
             audit,
             counters: audit::Counters::default(),
             bottle: self.bottle,

@@ -25,13 +25,13 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::addr::{normalise_host, Host};
 use crate::audit::{ms_since, now_rfc3339, AuditSink, Counters, Record};
 use crate::policy::{CompiledRoute, Policy, Refusal};
+use crate::pool::{BoxError, Pool};
 use crate::upstream::{connect_checked, find_error, resolve_checked, Connector};
 use crate::Error;
 use bottle_config::EgressLimits;
@@ -42,7 +42,7 @@ pub(crate) struct Shared {
     pub policy: Arc<ArcSwap<Policy>>,
     pub leaves: LeafCache,
     pub connector: Connector,
-    pub client: Client<Connector, Incoming>,
+    pub pool: Pool,
     pub audit: AuditSink,
     pub counters: Counters,
     pub bottle: String,
@@ -671,11 +671,7 @@ async fn forward(
     let result = if upgrade {
         forward_upgrade(shared, req).await
     } else {
-        shared
-            .client
-            .request(req)
-            .await
-            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        shared.pool.send(req).await
     };
     let resp = match result {
         Ok(r) => r,
@@ -713,7 +709,7 @@ async fn forward(
 async fn forward_upgrade(
     shared: &Arc<Shared>,
     mut req: Request<Incoming>,
-) -> std::result::Result<Response<Incoming>, Box<dyn std::error::Error + Send + Sync>> {
+) -> std::result::Result<Response<Incoming>, BoxError> {
     let agent_upgrade = hyper::upgrade::on(&mut req);
     let io = shared.connector.connect(req.uri()).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;

@@ -1,14 +1,12 @@
-//! The upstream leg: resolution with address checks, TCP and TLS connects, and the pooled
-//! HTTP/1.1 client.
+//! The upstream leg: resolution with address checks, and TCP and TLS connects.
 //!
 //! This module owns the rule "resolve, check every address, connect to exactly the checked
 //! address": [`resolve_checked`] is the only way to an upstream `SocketAddr`, and both the
-//! passthrough splice and the pooled [`Connector`] (used by hyper-util's keep-alive pool for
+//! passthrough splice and the [`Connector`] (used by the keep-alive pool, `crate::pool`, for
 //! intercepted and plain-HTTP routes) go through it. Upstream TLS always uses the route's host
 //! as SNI and verifies against the Mozilla roots plus the config's extra roots.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -18,7 +16,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::Uri;
-use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
@@ -223,13 +220,7 @@ impl hyper::rt::Write for UpIo {
     }
 }
 
-impl Connection for UpIo {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-/// Opens upstream connections for the pool: looks the route up in the *current* policy (for
+/// Opens upstream connections for the pool ([`crate::pool`]) and upgrades: looks the route up in the *current* policy (for
 /// its `allow_private`), resolves and checks, connects, and does TLS for `https` URIs.
 #[derive(Clone)]
 pub struct Connector {
@@ -307,22 +298,7 @@ impl Connector {
     }
 }
 
-impl tower_service::Service<Uri> for Connector {
-    type Response = UpIo;
-    type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<UpIo>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let me = self.clone();
-        Box::pin(async move { me.connect(&uri).await })
-    }
-}
-
-/// Finds this crate's error in a hyper-util client error's source chain.
+/// Finds this crate's error in an upstream error's source chain.
 pub fn find_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a Error> {
     let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
