@@ -87,10 +87,16 @@ fn pem(label: &str, der: &[u8]) -> String {
 fn proxy(config: &str, audit: &str) {
     let cfg: bottle_config::EgressConfig =
         serde_json::from_slice(&std::fs::read(config).unwrap()).unwrap();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    // EGRESS_THREADS=N: N tokio workers (bench/egress sets 1, like nginx's one worker);
+    // unset, tokio's default (one per core), as in the sidecar.
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("EGRESS_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        rt.worker_threads(n);
+    }
+    let rt = rt.enable_all().build().unwrap();
     rt.block_on(async move {
         let lo: std::net::IpAddr = "127.0.0.1".parse().unwrap();
         let handle = bottle_egress::EgressProxy::builder(cfg)
