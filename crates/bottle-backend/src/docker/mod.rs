@@ -154,7 +154,6 @@ impl DockerBackend {
             format!("{}:{}", m.uid(), m.gid())
         };
         let egress_ip = net::sidecar_egress_ip(req.index)?;
-        let internal_ip = net::sidecar_internal_ip(req.index)?;
         let endpoint = |ip: std::net::Ipv4Addr| EndpointSettings {
             ipam_config: Some(EndpointIpamConfig {
                 ipv4_address: Some(ip.to_string()),
@@ -202,12 +201,26 @@ impl DockerBackend {
             .create_container(Some(opts), body)
             .await
             .map_err(engine(format!("create container {}", r.sidecar_container)))?;
+        Ok(())
+    }
+
+    /// Joins the (created, not yet started) sidecar to the internal network at its fixed address.
+    async fn connect_sidecar_internal(&self, req: &UpRequest<'_>) -> Result<()> {
+        let r = &req.plan.resources;
+        let internal_ip = net::sidecar_internal_ip(req.index)?;
+        let endpoint = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some(internal_ip.to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
         self.docker
             .connect_network(
                 &r.internal_network,
                 NetworkConnectRequest {
                     container: r.sidecar_container.clone(),
-                    endpoint_config: Some(endpoint(internal_ip)),
+                    endpoint_config: Some(endpoint),
                 },
             )
             .await
@@ -298,7 +311,7 @@ impl DockerBackend {
                 return Ok(());
             }
             tries += 1;
-            if tries >= 10 {
+            if tries >= 25 {
                 tries = 0;
                 let st = self.container_state(name).await?;
                 if st != ContainerState::Running {
@@ -314,7 +327,8 @@ impl DockerBackend {
                     log: self.log_tail(name, 30).await,
                 });
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            // Short: the sidecar is usually ready within tens of milliseconds of its start.
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
@@ -741,26 +755,44 @@ impl Backend for DockerBackend {
         let r = &req.plan.resources;
         let sidecar_image = self.ensure_images(&req).await?;
         let labels = Self::labels(&req.plan.slug, None);
-        // `join!`, not `try_join!`: an early error must not drop the other request mid-flight,
-        // or the engine could create that network after a cleanup has already listed them.
-        let (internal, egress) = tokio::join!(
-            net::create_internal(&self.docker, &r.internal_network, req.index, &labels),
-            net::create_egress(&self.docker, &r.egress_network, req.index, &labels),
-        );
-        internal?;
-        egress?;
-        // The sidecar's addresses are fixed in advance, so the agent can be created and
-        // provisioned (which needs no network) while the sidecar starts.
-        let sidecar = async {
-            self.create_sidecar(&req, &sidecar_image).await?;
-            self.start_existing(&req).await
-        };
+        // Two pipelines, each container created as soon as its own network exists: the agent's
+        // needs the internal network; the sidecar is created on the egress network and joins
+        // the internal one (when that exists) before it starts. The sidecar's addresses are
+        // fixed in advance, so the agent is provisioned (which needs no network) while the
+        // sidecar starts.
+        // `join!`, not `try_join!`: an early error must not drop the other pipeline's request
+        // mid-flight, or the engine could create a resource after a cleanup has listed them.
+        let (internal_done, mut internal_ready) = tokio::sync::watch::channel(None::<bool>);
         let agent = async {
+            let created =
+                net::create_internal(&self.docker, &r.internal_network, req.index, &labels).await;
+            let _ = internal_done.send(Some(created.is_ok()));
+            created?;
             self.create_agent(&req).await?;
             self.provision(&req).await
         };
-        let (access, ()) = tokio::try_join!(sidecar, agent)?;
-        Ok(access)
+        let sidecar = async {
+            net::create_egress(&self.docker, &r.egress_network, req.index, &labels).await?;
+            self.create_sidecar(&req, &sidecar_image).await?;
+            let internal_ok = internal_ready
+                .wait_for(Option::is_some)
+                .await
+                .map(|v| *v == Some(true))
+                .unwrap_or(false);
+            if !internal_ok {
+                // The agent pipeline reports why.
+                return Ok(None);
+            }
+            self.connect_sidecar_internal(&req).await?;
+            self.start_existing(&req).await.map(Some)
+        };
+        let (agent, sidecar) = tokio::join!(agent, sidecar);
+        agent?;
+        sidecar?.ok_or_else(|| Error::Setup {
+            step: "create the internal network".into(),
+            code: -1,
+            output: "failed without an error (report a bug)".into(),
+        })
     }
 
     async fn attach(
