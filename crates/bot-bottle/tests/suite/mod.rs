@@ -2,3 +2,4 @@ mod agents;
 mod bottle;
 mod cli;
 mod common;
+mod tty;
