@@ -310,3 +310,115 @@ curl -sS --max-time 20 $H -H "mcp-session-id: $SID" http://bottle-sidecar:8765/m
     assert!(text.contains("serverInfo"), "{text}");
     assert!(text.contains("\"tools\""), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_reaches_nothing_outside() {
+    // A UDP listener on all of the host's interfaces: what reaches it, from where.
+    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let b = harness::start("udp", Opts::default()).await;
+    let (inet, _) = docker::internal_subnet(b.index).unwrap();
+    let (enet, _) = docker::egress_subnet(b.index).unwrap();
+    let gw = |n: std::net::Ipv4Addr| {
+        let o = n.octets();
+        format!("{}.{}.{}.1", o[0], o[1], o[2])
+    };
+    let upstream = b.upstream_ip().await;
+    // Positive control: a machine on the egress side does reach the listener.
+    let ctl = b
+        .upstream_exec(&[
+            "python3",
+            "-c",
+            &format!(
+                "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'control', ('{}', {port}))",
+                gw(enet)
+            ),
+        ])
+        .await;
+    assert_eq!(ctl.exit_code, 0, "control sender failed");
+    let mut buf = [0u8; 64];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(20), sock.recv_from(&mut buf))
+        .await
+        .expect("control datagram never arrived: the listener is not reachable at all")
+        .unwrap();
+    assert_eq!(&buf[..n], b"control");
+    // And a UDP listener on the upstream, with a control datagram from the host.
+    let listen = b
+        .upstream_exec(&[
+            "sh",
+            "-c",
+            "nohup python3 -c \"import socket,sys\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('0.0.0.0',5300))\nwhile True:\n d=s.recv(64)\n open('/tmp/udp.log','ab').write(d+b'\\n')\" >/dev/null 2>&1 &",
+        ])
+        .await;
+    assert_eq!(listen.exit_code, 0);
+    let host_sock = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    for _ in 0..50 {
+        host_sock
+            .send_to(b"host-control", format!("{upstream}:5300"))
+            .unwrap();
+        let got = b
+            .upstream_exec(&["cat", "/tmp/udp.log"])
+            .await
+            .stdout_text();
+        if got.contains("host-control") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // From the agent: the host through every gateway, and the upstream.
+    let mut script = String::new();
+    for (target, p) in [
+        (gw(inet), port),
+        (gw(enet), port),
+        ("172.17.0.1".to_string(), port),
+        (upstream.clone(), 5300),
+    ] {
+        script.push_str(&format!(
+            "for i in 1 2 3; do echo from-agent > /dev/udp/{target}/{p}; done 2>/dev/null; echo {target}=$?\n"
+        ));
+    }
+    let out = b.sh(&script).await;
+    let text = out.stdout_text();
+    // Whatever bash reports (a datagram send can succeed locally), nothing may arrive.
+    let got = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf)).await;
+    if let Ok(Ok((n, from))) = got {
+        panic!(
+            "a datagram from the agent reached the host from {from}: {:?}\n{text}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    // The upstream (a machine on the egress side) logged nothing from the agent either; the
+    // sends above may "succeed" locally (Docker gives the agent a default route to the
+    // internal gateway address, which nothing holds), so only receipt counts.
+    let log = b
+        .upstream_exec(&["cat", "/tmp/udp.log"])
+        .await
+        .stdout_text();
+    assert!(
+        log.contains("host-control"),
+        "upstream UDP listener got no control datagram: {log}"
+    );
+    assert!(
+        !log.contains("from-agent"),
+        "the agent's UDP reached the upstream: {log}\n{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_container_engine_socket_or_mount_in_the_agent() {
+    let b = harness::start("sock", Opts::default()).await;
+    let out = b
+        .sh(
+            "find / -xdev -type s 2>/dev/null; echo ---; cat /proc/self/mountinfo; echo ---; \
+             for s in /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock; do \
+               [ -e $s ] && echo present=$s; done; \
+             curl -s --max-time 5 --unix-socket /var/run/docker.sock http://x/version; echo api=$?",
+        )
+        .await;
+    let text = out.stdout_text();
+    for needle in ["docker.sock", "containerd.sock", "present=", "podman.sock"] {
+        assert!(!text.contains(needle), "{needle} in the agent: {text}");
+    }
+    assert!(!text.contains("api=0"), "{text}");
+    assert!(!text.contains("ApiVersion"), "{text}");
+}
