@@ -89,6 +89,23 @@ impl Tmux {
         );
     }
 
+    /// Waits for the pane to die and returns its exit status. tmux 3.3 sometimes misses the
+    /// SIGCHLD of the pane's process, leaving it a zombie with no status until another child of
+    /// the server exits and its `waitpid` loop reaps both; so each poll runs a `run-shell`.
+    pub fn wait_dead_status(&self) -> String {
+        self.wait_display("#{pane_dead}", |v| v == "1");
+        for _ in 0..POLLS {
+            let v = self.display("#{pane_dead_status}");
+            if !v.is_empty() {
+                return v;
+            }
+            let o = self.tmux(&["run-shell", "true"]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("tmux never reported the pane's exit status");
+    }
+
     pub fn screen(&self, escapes: bool) -> String {
         let args: &[&str] = if escapes {
             &["capture-pane", "-p", "-e"]
