@@ -99,8 +99,13 @@ where
     }
 
     /// Sends `req` (whose URI is absolute: `https://host:port/path`) to its upstream in origin
-    /// form, on an idle connection if one is ready, else on a new one.
-    pub(crate) async fn send(&self, mut req: Request<B>) -> Result<Response<Incoming>, BoxError> {
+    /// form, on an idle connection if one is ready, else on a new one. The connection stays
+    /// leased until the caller has read the response body to its end and calls
+    /// [`Lease::release`]; dropping the lease instead closes it.
+    pub(crate) async fn send(
+        &self,
+        mut req: Request<B>,
+    ) -> Result<(Response<Incoming>, Lease<B>), BoxError> {
         let uri = req.uri().clone();
         let key = Key::of(&uri)?;
         *req.uri_mut() = Uri::from(
@@ -110,10 +115,7 @@ where
         );
         if let Some(mut tx) = self.inner.checkout(&key) {
             match tx.try_send_request(req).await {
-                Ok(resp) => {
-                    self.idle_after(key, tx);
-                    return Ok(resp);
-                }
+                Ok(resp) => return Ok((resp, self.lease(key, tx))),
                 Err(mut e) => match e.take_message() {
                     // Never written: the idle connection was closing under us (the upstream's
                     // keep-alive timeout). Safe to send on a fresh connection.
@@ -128,25 +130,50 @@ where
             let _ = conn.await;
         });
         let resp = tx.send_request(req).await?;
-        self.idle_after(key, tx);
-        Ok(resp)
+        Ok((resp, self.lease(key, tx)))
     }
 
-    /// Returns the connection to the pool once its response has been read to the end (hyper
-    /// reports it ready again); a response dropped early closes the connection instead.
-    fn idle_after(&self, key: Key, mut tx: SendRequest<B>) {
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            if tx.ready().await.is_ok() {
-                inner.put(key, tx);
-            }
-        });
+    fn lease(&self, key: Key, tx: SendRequest<B>) -> Lease<B> {
+        Lease {
+            pool: self.inner.clone(),
+            key,
+            tx,
+        }
     }
 
     /// Idle connections now held (for tests).
     #[cfg(test)]
     fn idle_count(&self) -> usize {
         self.inner.lock().idle.values().map(Vec::len).sum()
+    }
+}
+
+/// The upstream connection a response arrived on, until its body has been read.
+pub(crate) struct Lease<B = Incoming> {
+    pool: Arc<Inner<B>>,
+    key: Key,
+    tx: SendRequest<B>,
+}
+
+impl<B: Send + 'static> Lease<B> {
+    /// The response body has ended: the connection goes back idle, at once when hyper already
+    /// reports it ready (the common case, with no task and no wake-up per request), else from
+    /// a small task as soon as it is.
+    pub(crate) fn release(self) {
+        let Lease { pool, key, mut tx } = self;
+        if tx.is_ready() {
+            pool.put(key, tx);
+            return;
+        }
+        // Outside a runtime (a body dropped while the runtime shuts down) the connection is
+        // simply closed.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if tx.ready().await.is_ok() {
+                    pool.put(key, tx);
+                }
+            });
+        }
     }
 }
 
@@ -274,9 +301,11 @@ mod tests {
         let req = Request::get(format!("http://127.0.0.1:{port}{path}"))
             .body(Empty::new())
             .unwrap();
-        let resp = tokio::time::timeout(T, p.send(req)).await.unwrap().unwrap();
+        let (resp, lease) = tokio::time::timeout(T, p.send(req)).await.unwrap().unwrap();
         assert_eq!(resp.status(), 200);
-        resp.into_body().collect().await.unwrap().to_bytes()
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        lease.release();
+        body
     }
 
     /// Waits until `cond` holds on the pool (connections go idle in a task after the body).
@@ -315,6 +344,21 @@ mod tests {
             // Wave 1 opens 10; later waves reuse the 4 idle ones and open only the 6 missing.
             assert!(up.accepted.load(Ordering::SeqCst) <= 10 + (wave - 1) * 6);
         }
+    }
+
+    #[tokio::test]
+    async fn a_connection_whose_body_was_not_read_is_not_reused() {
+        let up = upstream().await;
+        let p = pool(up.port, 8);
+        let req = Request::get(format!("http://127.0.0.1:{}/", up.port))
+            .body(Empty::new())
+            .unwrap();
+        let (resp, lease) = tokio::time::timeout(T, p.send(req)).await.unwrap().unwrap();
+        drop(lease);
+        drop(resp);
+        assert_eq!(p.idle_count(), 0);
+        assert_eq!(get(&p, up.port, "/").await, "ok");
+        assert_eq!(up.accepted.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -31,7 +31,7 @@ use tokio::net::TcpStream;
 use crate::addr::{normalise_host, Host};
 use crate::audit::{ms_since, now_rfc3339, AuditSink, Counters, Record};
 use crate::policy::{CompiledRoute, Policy, Refusal};
-use crate::pool::{BoxError, Pool};
+use crate::pool::{BoxError, Lease, Pool};
 use crate::upstream::{connect_checked, find_error, resolve_checked, Connector};
 use crate::Error;
 use bottle_config::EgressLimits;
@@ -669,11 +669,11 @@ async fn forward(
         Counters::inc(&shared.counters.injected);
     }
     let result = if upgrade {
-        forward_upgrade(shared, req).await
+        forward_upgrade(shared, req).await.map(|r| (r, None))
     } else {
-        shared.pool.send(req).await
+        shared.pool.send(req).await.map(|(r, l)| (r, Some(l)))
     };
-    let resp = match result {
+    let (resp, lease) = match result {
         Ok(r) => r,
         Err(e) => return upstream_error(shared, c, e.as_ref(), start),
     };
@@ -699,6 +699,8 @@ async fn forward(
         Either::Left(Counted {
             inner: b,
             bytes: 0,
+            ended: false,
+            lease,
             pending: Some(pending),
         })
     })
@@ -817,15 +819,26 @@ pub(crate) struct Pending {
     start: Instant,
 }
 
-/// An upstream response body that counts bytes and writes the audit line at its end.
+/// An upstream response body that counts bytes, writes the audit line at its end and, if it
+/// was read to the end, gives its upstream connection back to the pool.
 pub(crate) struct Counted {
     inner: Incoming,
     bytes: u64,
+    /// The upstream sent the whole body (the connection can carry another request).
+    ended: bool,
+    lease: Option<Lease>,
     pending: Option<Pending>,
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
+        if let Some(lease) = self.lease.take() {
+            // hyper may stop polling once `is_end_stream` says so (known lengths, empty
+            // bodies), hence both checks. A body dropped early closes the connection.
+            if self.ended || self.inner.is_end_stream() {
+                lease.release();
+            }
+        }
         if let Some(p) = self.pending.take() {
             p.shared
                 .counters
@@ -860,10 +873,14 @@ impl Body for Counted {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(f))) = &r {
-            if let Some(d) = f.data_ref() {
-                this.bytes += d.len() as u64;
+        match &r {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    this.bytes += d.len() as u64;
+                }
             }
+            Poll::Ready(None) => this.ended = true,
+            _ => {}
         }
         r
     }
