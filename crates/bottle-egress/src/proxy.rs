@@ -442,14 +442,58 @@ fn sni_agrees(sni: Option<&str>, host: &Host) -> bool {
     }
 }
 
-/// Copies both ways until either side closes; returns (bytes up, bytes down).
-async fn splice<A>(mut agent: A, mut upstream: TcpStream) -> (u64, u64)
+/// Copies both ways until either side closes; returns (bytes up, bytes down). The bytes are
+/// counted as they are read, so a tunnel that ends in a reset (which makes
+/// `copy_bidirectional` return an error and no counts) still reports what it carried.
+async fn splice<A>(agent: A, upstream: TcpStream) -> (u64, u64)
 where
     A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    tokio::io::copy_bidirectional(&mut agent, &mut upstream)
-        .await
-        .unwrap_or((0, 0))
+    let mut agent = ReadCounter::new(agent);
+    let mut upstream = ReadCounter::new(upstream);
+    let _ = tokio::io::copy_bidirectional(&mut agent, &mut upstream).await;
+    (agent.read, upstream.read)
+}
+
+/// A stream that counts the bytes read from it.
+struct ReadCounter<S> {
+    inner: S,
+    read: u64,
+}
+
+impl<S> ReadCounter<S> {
+    fn new(inner: S) -> Self {
+        Self { inner, read: 0 }
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for ReadCounter<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        self.read += (buf.filled().len() - before) as u64;
+        r
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for ReadCounter<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }
 
 /// The canonical authority of one intercepted tunnel.
@@ -907,6 +951,30 @@ mod tests {
         assert!(!tcp.nodelay().unwrap());
         tune_accepted(&tcp);
         assert!(tcp.nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn splice_counts_bytes_even_when_the_tunnel_ends_in_a_reset() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut far = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (upstream, _) = l.accept().await.unwrap();
+        let (agent, mut agent_peer) = tokio::io::duplex(1024);
+        let task = tokio::spawn(splice(agent, upstream));
+        agent_peer.write_all(b"hello").await.unwrap();
+        let mut got = [0u8; 5];
+        far.read_exact(&mut got).await.unwrap();
+        far.write_all(b"world!").await.unwrap();
+        let mut back = [0u8; 6];
+        agent_peer.read_exact(&mut back).await.unwrap();
+        // A zero linger makes the close a reset instead of a FIN.
+        far.set_zero_linger().unwrap();
+        drop(far);
+        let counts = tokio::time::timeout(Duration::from_secs(20), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counts, (5, 6));
     }
 
     #[test]
