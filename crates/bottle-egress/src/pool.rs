@@ -220,14 +220,11 @@ impl<B> Inner<B> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use arc_swap::ArcSwap;
     use bytes::Bytes;
     use http_body_util::{BodyExt, Empty, Full};
     use tokio::task::JoinHandle;
 
     use super::*;
-    use crate::policy::Policy;
-    use crate::upstream::{client_tls, Overrides};
 
     /// Generous bound so that a broken pool fails instead of hanging.
     const T: Duration = Duration::from_secs(20);
@@ -277,23 +274,7 @@ mod tests {
     }
 
     fn pool(port: u16, max_idle: usize) -> Pool<Empty<Bytes>> {
-        let route = bottle_config::Route {
-            host: "127.0.0.1".into(),
-            ports: vec![port],
-            methods: vec![],
-            paths: vec![],
-            tls: bottle_config::TlsMode::Intercept,
-            auth: None,
-            allow_private: true,
-            origin: None,
-        };
-        let policy = Arc::new(ArcSwap::from_pointee(Policy::compile(&[route]).unwrap()));
-        let c = Connector::new(
-            client_tls(None).unwrap(),
-            policy,
-            Overrides::new(),
-            Duration::from_secs(5),
-        );
+        let c = crate::upstream::tests::loopback_connector(port);
         Pool::new(c, max_idle, Duration::from_secs(60))
     }
 

@@ -311,8 +311,29 @@ pub fn find_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A connector whose policy allows plain and TLS connections to 127.0.0.1:`port`.
+    pub(crate) fn loopback_connector(port: u16) -> Connector {
+        let route = bottle_config::Route {
+            host: "127.0.0.1".into(),
+            ports: vec![port],
+            methods: vec![],
+            paths: vec![],
+            tls: bottle_config::TlsMode::Intercept,
+            auth: None,
+            allow_private: true,
+            origin: None,
+        };
+        let policy = Arc::new(ArcSwap::from_pointee(Policy::compile(&[route]).unwrap()));
+        Connector::new(
+            client_tls(None).unwrap(),
+            policy,
+            Overrides::new(),
+            Duration::from_secs(5),
+        )
+    }
 
     #[tokio::test]
     async fn every_address_is_checked() {
@@ -347,23 +368,7 @@ mod tests {
     async fn pooled_upstream_connections_have_nodelay() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = l.local_addr().unwrap().port();
-        let route = bottle_config::Route {
-            host: "127.0.0.1".into(),
-            ports: vec![port],
-            methods: vec![],
-            paths: vec![],
-            tls: bottle_config::TlsMode::Intercept,
-            auth: None,
-            allow_private: true,
-            origin: None,
-        };
-        let policy = Arc::new(ArcSwap::from_pointee(Policy::compile(&[route]).unwrap()));
-        let c = Connector::new(
-            client_tls(None).unwrap(),
-            policy,
-            Overrides::new(),
-            Duration::from_secs(5),
-        );
+        let c = loopback_connector(port);
         let uri: Uri = format!("http://127.0.0.1:{port}/").parse().unwrap();
         let io = c.connect(&uri).await.unwrap();
         assert!(io.tcp().nodelay().unwrap());

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::common::{bot, labelled, repo};
+use super::common::{assert_torn_down, bot, labelled, repo};
 
 fn slug_from(home: &Path) -> Option<String> {
     std::fs::read_dir(home.join("bottles"))
@@ -72,18 +72,8 @@ fn shell_bottle_refuses_unrouted_hosts_passes_exit_code_and_leaves_nothing() {
 
     // Torn down: no state, nothing labelled, audit logs kept under logs/<slug>.
     assert_eq!(slug_from(home.path()), None);
-    let logs: Vec<_> = std::fs::read_dir(home.path().join("logs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert_eq!(logs.len(), 1);
-    let slug = logs[0].file_name().to_string_lossy().into_owned();
-    assert!(
-        labelled(&slug).is_empty(),
-        "left behind: {:?}",
-        labelled(&slug)
-    );
-    let egress = std::fs::read_to_string(logs[0].path().join("egress.jsonl")).unwrap();
+    let log_dir = assert_torn_down(home.path());
+    let egress = std::fs::read_to_string(log_dir.join("egress.jsonl")).unwrap();
     assert!(
         egress.contains("\"host\":\"www.google.com\"") && egress.contains("\"decision\":\"deny\""),
         "{egress}"

@@ -65,3 +65,20 @@ pub fn labelled(slug: &str) -> Vec<String> {
     }
     out
 }
+
+/// After a bottle's teardown in `home`: exactly one folder of kept audit logs, and nothing on
+/// the engine labelled with its slug. Returns that folder (its name is the slug).
+pub fn assert_torn_down(home: &Path) -> PathBuf {
+    let logs: Vec<_> = std::fs::read_dir(home.join("logs"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(logs.len(), 1);
+    let slug = logs[0].file_name().to_string_lossy().into_owned();
+    assert!(
+        labelled(&slug).is_empty(),
+        "left behind: {:?}",
+        labelled(&slug)
+    );
+    logs[0].path()
+}

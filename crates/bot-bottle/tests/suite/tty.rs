@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use super::common::{bot, labelled};
+use super::common::{assert_torn_down, bot};
 
 /// First start may build the agent and sidecar images on a loaded machine.
 const START_TIMEOUT: Duration = Duration::from_secs(900);
@@ -314,17 +314,7 @@ fn tty_session_has_terminal_size_resize_ctrl_c_identity_and_exit_status() {
     );
 
     // Torn down: no bottle state, nothing labelled with the bottle's slug on the engine.
-    let logs: Vec<_> = std::fs::read_dir(home.path().join("logs"))
-        .unwrap()
-        .flatten()
-        .collect();
-    assert_eq!(logs.len(), 1);
-    let slug = logs[0].file_name().to_string_lossy().into_owned();
-    assert!(
-        labelled(&slug).is_empty(),
-        "left behind: {:?}",
-        labelled(&slug)
-    );
+    assert_torn_down(home.path());
     let bottles = home.path().join("bottles");
     assert!(
         !bottles.exists()
