@@ -48,8 +48,8 @@ use crate::{
 
 pub use image::{sidecar_tag, SIDECAR_DOCKERFILE};
 pub use net::{
-    control_url, egress_subnet, endpoints, internal_subnet, sidecar_egress_ip, sidecar_internal_ip,
-    verify_no_host_address, INDEX_KIND, MAX_INDEX,
+    control_url, egress_subnet, endpoints, internal_subnet, isolated_network, sidecar_egress_ip,
+    sidecar_internal_ip, verify_no_host_address, INDEX_KIND, MAX_INDEX,
 };
 
 /// Label naming a container's role in its bottle.

@@ -109,6 +109,47 @@ fn gateway((net, _): (Ipv4Addr, u8)) -> String {
     Ipv4Addr::new(o[0], o[1], o[2], 1).to_string()
 }
 
+/// The request for an isolated bridge network: `internal` (no route out),
+/// `inhibit_ipv4` (no host address on the bridge) and no masquerading, so only the containers
+/// attached to it can talk over it. `gateway` is the address the engine reserves (it is
+/// never configured on the host).
+pub fn isolated_network(
+    name: &str,
+    subnet: (Ipv4Addr, u8),
+    gateway: Option<String>,
+    labels: &HashMap<String, String>,
+) -> NetworkCreateRequest {
+    let options = HashMap::from([
+        (
+            "com.docker.network.bridge.inhibit_ipv4".to_string(),
+            "true".to_string(),
+        ),
+        // Containers on the internal network talk to the sidecar only; no IP masquerading either.
+        (
+            "com.docker.network.bridge.enable_ip_masquerade".to_string(),
+            "false".to_string(),
+        ),
+    ]);
+    NetworkCreateRequest {
+        name: name.to_string(),
+        driver: Some("bridge".into()),
+        internal: Some(true),
+        enable_ipv6: Some(false),
+        options: Some(options),
+        labels: Some(labels.clone()),
+        ipam: Some(Ipam {
+            driver: Some("default".into()),
+            config: Some(vec![IpamConfig {
+                subnet: Some(cidr(subnet)),
+                gateway,
+                ..Default::default()
+            }]),
+            options: None,
+        }),
+        ..Default::default()
+    }
+}
+
 /// Creates the internal network: `Internal` (no route out) with
 /// `com.docker.network.bridge.inhibit_ipv4` (no host address on the bridge, so host services
 /// on 0.0.0.0 are unreachable), then verifies that no host interface holds an address in its
@@ -120,34 +161,7 @@ pub(crate) async fn create_internal(
     labels: &HashMap<String, String>,
 ) -> Result<()> {
     let subnet = internal_subnet(index)?;
-    let mut options = HashMap::new();
-    options.insert(
-        "com.docker.network.bridge.inhibit_ipv4".to_string(),
-        "true".to_string(),
-    );
-    // Containers on the internal network talk to the sidecar only; no IP masquerading either.
-    options.insert(
-        "com.docker.network.bridge.enable_ip_masquerade".to_string(),
-        "false".to_string(),
-    );
-    let req = NetworkCreateRequest {
-        name: name.to_string(),
-        driver: Some("bridge".into()),
-        internal: Some(true),
-        enable_ipv6: Some(false),
-        options: Some(options),
-        labels: Some(labels.clone()),
-        ipam: Some(Ipam {
-            driver: Some("default".into()),
-            config: Some(vec![IpamConfig {
-                subnet: Some(cidr(subnet)),
-                gateway: Some(gateway(subnet)),
-                ..Default::default()
-            }]),
-            options: None,
-        }),
-        ..Default::default()
-    };
+    let req = isolated_network(name, subnet, Some(gateway(subnet)), labels);
     docker
         .create_network(req)
         .await

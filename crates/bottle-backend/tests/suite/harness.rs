@@ -516,35 +516,14 @@ pub async fn wait_listening(b: &Bottle, name: &str) {
 /// `down` removes it. It is `internal` with no host address and no masquerading: only the
 /// containers attached to it can talk over it, and nothing on it is routed off this host.
 pub async fn create_labelled_network(b: &Bottle, name: &str, subnet: &str) {
-    use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
     let labels: HashMap<String, String> = b.plan.resources.labels.clone().into_iter().collect();
-    let options = HashMap::from([
-        (
-            "com.docker.network.bridge.inhibit_ipv4".to_string(),
-            "true".to_string(),
-        ),
-        (
-            "com.docker.network.bridge.enable_ip_masquerade".to_string(),
-            "false".to_string(),
-        ),
-    ]);
-    let req = NetworkCreateRequest {
-        name: name.to_string(),
-        driver: Some("bridge".into()),
-        internal: Some(true),
-        enable_ipv6: Some(false),
-        options: Some(options),
-        labels: Some(labels),
-        ipam: Some(Ipam {
-            driver: Some("default".into()),
-            config: Some(vec![IpamConfig {
-                subnet: Some(subnet.to_string()),
-                ..Default::default()
-            }]),
-            options: None,
-        }),
-        ..Default::default()
-    };
+    let (net, len) = subnet.split_once('/').unwrap();
+    let req = docker::isolated_network(
+        name,
+        (net.parse().unwrap(), len.parse().unwrap()),
+        None,
+        &labels,
+    );
     b.backend.client().create_network(req).await.unwrap();
 }
 
