@@ -23,7 +23,7 @@ use bottle_plan::resolve::{resolve, Prompter, ResolveInput};
 use bottle_plan::*;
 
 const IMAGE: &str = "bot-bottle-bench/shell:1";
-const DOCKERFILE: &str = include_str!("../../../examples/shell/Dockerfile");
+const DOCKERFILE: &str = include_str!("../../../examples/shell/provider/Dockerfile");
 
 struct NoPrompt;
 impl Prompter for NoPrompt {
