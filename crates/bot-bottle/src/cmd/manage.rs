@@ -1,13 +1,11 @@
 //! `attach`, `stop`, `rm` (commands on existing bottles, each on the backend recorded in the
 //! bottle's metadata) and `doctor` (engine checks, then the self-test in `selftest`).
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 use anyhow::Context;
-use bottle_backend::AttachIo;
 use bottle_plan::{build, Input, Overrides};
 use bottle_state::{BottleLock, Home, Status};
-use bottle_terminal::{Color, Identity, IdentityGuard};
 
 use super::lifecycle;
 use crate::cli::{DoctorArgs, NameArg, RmArgs};
@@ -51,21 +49,8 @@ pub fn attach(a: NameArg) -> Outcome {
         // Values from the host or the terminal were never stored: resolve them again.
         let agent_env = bottle_plan::resolve::agent_env(&plan, &env, &mut lifecycle::TtyPrompter)?;
         backend.set_session_env(&slug, &agent_env);
-        let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-        let color = meta.color.as_deref().and_then(|c| c.parse::<Color>().ok());
-        let guard = if interactive {
-            Some(IdentityGuard::new(
-                &Identity::new(meta.label.as_deref(), &meta.name, color),
-                std::io::stdout(),
-            )?)
-        } else {
-            None
-        };
-        let io = if interactive {
-            AttachIo::Terminal
-        } else {
-            AttachIo::Pipes
-        };
+        let (guard, io) =
+            super::start::session_io(meta.label.as_deref(), &meta.name, meta.color.as_deref())?;
         let code = backend
             .attach(&slug, &plan.agent, &plan.agent.command, io)
             .await;

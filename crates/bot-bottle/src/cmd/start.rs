@@ -87,7 +87,7 @@ async fn start(a: StartArgs) -> Outcome {
         writeln!(out, "{slug}")?;
         return Ok(0);
     }
-    let code = attach_session(&home, backend.as_ref(), &plan).await;
+    let code = attach_session(backend.as_ref(), &plan).await;
     finish(&home, backend_kind.as_str(), &slug, lock, a.keep, code).await
 }
 
@@ -279,23 +279,25 @@ async fn bring_up(
     Ok(())
 }
 
-/// Attaches the terminal to the agent with the bottle's identity shown, and always reset.
-async fn attach_session(_home: &Home, backend: &dyn Backend, plan: &Plan) -> anyhow::Result<i64> {
+/// The session's terminal: on a TTY the bottle's identity is shown (the guard resets it when
+/// reset or dropped) and the agent gets a TTY; otherwise plain pipes and no escape sequences.
+pub(crate) fn session_io(
+    label: Option<&str>,
+    name: &str,
+    color: Option<&str>,
+) -> anyhow::Result<(Option<IdentityGuard<std::io::Stdout>>, AttachIo)> {
     let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let color = plan.color.as_deref().and_then(|c| c.parse::<Color>().ok());
-    let guard = if interactive {
-        Some(IdentityGuard::new(
-            &Identity::new(plan.label.as_deref(), &plan.name, color),
-            std::io::stdout(),
-        )?)
-    } else {
-        None
-    };
-    let io = if interactive {
-        AttachIo::Terminal
-    } else {
-        AttachIo::Pipes
-    };
+    if !interactive {
+        return Ok((None, AttachIo::Pipes));
+    }
+    let color = color.and_then(|c| c.parse::<Color>().ok());
+    let guard = IdentityGuard::new(&Identity::new(label, name, color), std::io::stdout())?;
+    Ok((Some(guard), AttachIo::Terminal))
+}
+
+/// Attaches the terminal to the agent with the bottle's identity shown, and always reset.
+async fn attach_session(backend: &dyn Backend, plan: &Plan) -> anyhow::Result<i64> {
+    let (guard, io) = session_io(plan.label.as_deref(), &plan.name, plan.color.as_deref())?;
     let attach = backend.attach(&plan.slug, &plan.agent, &plan.agent.command, io);
     let result = tokio::select! {
         r = attach => r.map_err(anyhow::Error::from),
@@ -388,6 +390,6 @@ async fn resume_async(a: NameArg) -> Outcome {
         .await?;
     lifecycle::write_supervise_json(&home, &slug, &access.control_url, &control_token)?;
     bottle_state::update(&home, &slug, |m| m.status = Status::Running)?;
-    let code = attach_session(&home, backend.as_ref(), &plan).await;
+    let code = attach_session(backend.as_ref(), &plan).await;
     finish(&home, &meta.backend, &slug, lock, meta.keep, code).await
 }
