@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 pub use error::{Diagnostic, Error, Errors, Location, Result};
 pub use types::*;
 pub use validate::{
-    is_provider_path, parse_timeout, GitUpstream, UpstreamKind, DEFAULT_SUPERVISE_TIMEOUT,
+    is_provider_path, parse_timeout, GitUpstream, UpstreamKind, COLOR_NAMES,
+    DEFAULT_SUPERVISE_TIMEOUT,
 };
 
 /// Largest manifest accepted, in bytes. A real one is a few kilobytes.

@@ -20,7 +20,10 @@ use crate::yaml::{shorten, Node, PathDisplay, Seg};
 /// Supervise timeout when the manifest gives none.
 pub const DEFAULT_SUPERVISE_TIMEOUT: Duration = Duration::from_secs(600);
 
-const COLORS: &[&str] = &[
+/// The colour names a manifest accepts. `bottle-terminal::COLOR_NAMES` owns the palette; the
+/// manifest keeps its own copy so validating a file does not pull in terminal code, and a test
+/// in `bot-bottle` (which links both) fails if the two lists ever differ.
+pub const COLOR_NAMES: &[&str] = &[
     "black",
     "red",
     "green",
@@ -466,15 +469,15 @@ fn top_level(c: &mut Checker<'_>, m: &Manifest) {
         }
     }
     if let Some(color) = &m.color {
-        if !COLORS.contains(&color.as_str()) {
-            let message = match suggest(color, COLORS) {
+        if !COLOR_NAMES.contains(&color.as_str()) {
+            let message = match suggest(color, COLOR_NAMES) {
                 Some(s) => format!("unknown colour `{}` — did you mean `{s}`?", shorten(color)),
                 None => format!("unknown colour `{}`", shorten(color)),
             };
             c.value(
                 &path!["color"],
                 message,
-                format!("use one of: {}", COLORS.join(", ")),
+                format!("use one of: {}", COLOR_NAMES.join(", ")),
             );
         }
     }

@@ -79,3 +79,15 @@ pub fn find_bottle(home: &bottle_state::Home, name: &str) -> anyhow::Result<Stri
         .context(format!("`{name}` is ambiguous"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn manifest_and_terminal_accept_the_same_colours() {
+        assert_eq!(
+            bottle_manifest::COLOR_NAMES,
+            &bottle_terminal::COLOR_NAMES[..],
+            "bottle-manifest's colour list drifted from bottle-terminal's palette"
+        );
+    }
+}
