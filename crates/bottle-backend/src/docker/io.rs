@@ -115,32 +115,15 @@ pub(crate) async fn terminal(docker: &Docker, spec: ExecSpec<'_>) -> Result<i64>
     let StartExecResults::Attached { output, input } = started else {
         return exit_code(docker, &id).await;
     };
-    if let Some((cols, rows)) = initial {
-        let _ = docker
-            .resize_exec(
-                &id,
-                ResizeExecOptions {
-                    height: rows,
-                    width: cols,
-                },
-            )
-            .await;
+    if let Some(size) = initial {
+        resize_exec(docker, &id, size).await;
     }
     let resizer = {
         let docker = docker.clone();
         let id = id.clone();
         tokio::spawn(async move {
-            while let Some((cols, rows)) = resize.next().await {
-                // A failed resize only leaves the old size; not worth ending the session.
-                let _ = docker
-                    .resize_exec(
-                        &id,
-                        ResizeExecOptions {
-                            height: rows,
-                            width: cols,
-                        },
-                    )
-                    .await;
+            while let Some(size) = resize.next().await {
+                resize_exec(&docker, &id, size).await;
             }
         })
     };
@@ -210,4 +193,18 @@ pub(crate) async fn pipes(docker: &Docker, spec: ExecSpec<'_>) -> Result<i64> {
     }
     feeder.abort();
     exit_code(docker, &id).await
+}
+
+/// Gives the exec's TTY the terminal's size. A failed resize only leaves the old size; not
+/// worth ending the session over.
+async fn resize_exec(docker: &Docker, id: &str, (cols, rows): (u16, u16)) {
+    let _ = docker
+        .resize_exec(
+            id,
+            ResizeExecOptions {
+                height: rows,
+                width: cols,
+            },
+        )
+        .await;
 }
