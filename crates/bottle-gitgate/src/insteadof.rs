@@ -202,8 +202,13 @@ pub fn to_gitconfig(rules: &[InsteadOf]) -> String {
     out
 }
 
+/// Quotes for a git config double-quoted string: the escapes git's parser knows (`\\`, `\"`,
+/// `\n`, `\t`), so no value can end its line or section early.
 fn escape_config(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+        .replace('\t', "\\t")
 }
 
 #[cfg(test)]
@@ -264,5 +269,35 @@ mod tests {
         let text = to_gitconfig(&rules);
         assert!(text.starts_with("[url \"http://10.1.2.3:8080/app.git\"]\n"));
         assert!(text.contains("\tinsteadOf = \"git@github.com:acme/app.git\"\n"));
+    }
+
+    /// Real git reads back every value exactly, whatever it holds (quotes, backslashes,
+    /// comment characters, newlines, tabs): nothing in a value can end its line early.
+    #[test]
+    fn git_reads_back_awkward_values() {
+        let nasty = "ssh://h/a\"b\\c;d#e\nf\tg [url \"x\"]";
+        let rules = vec![InsteadOf {
+            gate_url: "http://gate/a\"b\\c.git".into(),
+            upstream_forms: vec![nasty.into(), "plain".into()],
+        }];
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config");
+        std::fs::write(&file, to_gitconfig(&rules)).unwrap();
+        let out = std::process::Command::new("git")
+            .args(["config", "--file"])
+            .arg(&file)
+            .args(["-z", "--get-all", "url.http://gate/a\"b\\c.git.insteadOf"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let values: Vec<&str> = std::str::from_utf8(&out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .collect();
+        assert_eq!(values, [nasty, "plain"]);
     }
 }
