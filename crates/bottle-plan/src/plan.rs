@@ -129,6 +129,22 @@ pub struct AgentPlan {
     pub git_insteadof: Vec<InsteadOf>,
 }
 
+impl AgentPlan {
+    /// The `insteadOf` rules as git config text (`[url "<gate>"]` sections, empty when there
+    /// are none), rendered by the gate crate so its quoting is the one its tests prove.
+    pub fn gitconfig_rules(&self) -> String {
+        let rules: Vec<bottle_gitgate::InsteadOf> = self
+            .git_insteadof
+            .iter()
+            .map(|r| bottle_gitgate::InsteadOf {
+                gate_url: r.gate_url.clone(),
+                upstream_forms: r.upstream_forms.clone(),
+            })
+            .collect();
+        bottle_gitgate::to_gitconfig(&rules)
+    }
+}
+
 /// One environment variable of the guest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvVar {

@@ -432,15 +432,31 @@ impl DockerBackend {
         Ok(out)
     }
 
-    /// Provisions a started agent container (see [`provision`]).
-    async fn provision(&self, req: &UpRequest<'_>) -> Result<()> {
+    /// Starts the created agent container and writes its files (see [`provision`]) with
+    /// archive API calls only, no exec. What the tar needs from the image is read while the
+    /// container starts (on a container that is not running, every archive call mounts its
+    /// file system, which costs more than waiting for the start).
+    async fn start_and_provision(&self, req: &UpRequest<'_>) -> Result<()> {
         let agent = &req.plan.agent;
         let c = req.plan.resources.agent_container.as_str();
-        // The user's ids and the CA bundle are read through the archive API (no exec) while
-        // the container starts.
-        let (passwd, bundle, ()) = tokio::try_join!(
+        let git_path = provision::gitconfig_path(agent);
+        // The image's ~/.gitconfig matters only when rules go into it and the provider does
+        // not write that file itself.
+        let read_gitconfig =
+            !agent.git_insteadof.is_empty() && !agent.files.iter().any(|f| f.path == git_path);
+        let probes = provision::probe_paths(agent);
+        let (passwd, bundle, gitconfig, existing, ()) = tokio::try_join!(
             self.read_file(c, "/etc/passwd"),
             self.read_file(c, provision::SYSTEM_BUNDLE),
+            async {
+                match read_gitconfig {
+                    true => self.read_file(c, &git_path.display().to_string()).await,
+                    false => Ok(None),
+                }
+            },
+            futures_util::future::try_join_all(probes.iter().map(|p| async move {
+                Ok::<_, Error>(self.path_exists(c, p).await?.then_some(p.as_path()))
+            })),
             self.start_agent(c),
         )?;
         let ids = passwd
@@ -451,47 +467,30 @@ impl DockerBackend {
                 code: -1,
                 output: "no such user: the provider's `user` must exist in its image".into(),
             })?;
-        let mkdir = |dirs: Vec<PathBuf>| {
-            let mut argv = vec!["mkdir".to_string(), "-p".to_string(), "--".to_string()];
-            argv.extend(dirs.iter().map(|d| d.display().to_string()));
-            argv
-        };
-        let (as_agent, as_root) = provision::exec_dirs(agent);
-        // Folders outside the home get `mkdir -p` (which leaves existing ones alone) rather than
-        // tar entries (which would reset an existing folder's mode).
-        {
-            if !as_agent.is_empty() {
-                self.run_step(c, "mkdir (agent)", mkdir(as_agent), &agent.user, None)
-                    .await?;
-            }
-            if !as_root.is_empty() {
-                self.run_step(c, "mkdir (root)", mkdir(as_root), "root", None)
-                    .await?;
-            }
-        }
+        let existing: Vec<&Path> = existing.into_iter().flatten().collect();
+        let missing = provision::missing_dirs(agent, |p| existing.contains(&p));
         let tar = provision::guest_tar(
             agent,
             &req.sidecar.egress.ca.cert_pem,
-            bundle.as_deref(),
-            ids,
+            provision::FromImage {
+                ids,
+                bundle: bundle.as_deref(),
+                gitconfig: gitconfig.as_deref(),
+                missing_dirs: &missing,
+            },
         )?;
         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
         self.docker
             .upload_to_container(c, Some(opts), bollard::body_full(Bytes::from(tar)))
             .await
             .map_err(engine(format!("copy files into {c}")))?;
-        let git_args = provision::git_config_args(agent);
-        if !git_args.is_empty() {
-            let mut argv = vec![
-                "sh".to_string(),
-                "-c".to_string(),
-                provision::GIT_CONFIG_SCRIPT.to_string(),
-                "sh".to_string(),
-            ];
-            argv.extend(git_args);
-            self.run_step(c, "git config insteadOf", argv, &agent.user, None)
-                .await?;
-        }
+        Ok(())
+    }
+
+    /// Runs the provider's setup commands in the started agent container.
+    async fn run_setup(&self, req: &UpRequest<'_>) -> Result<()> {
+        let agent = &req.plan.agent;
+        let c = req.plan.resources.agent_container.as_str();
         let workdir = agent.workdir.display().to_string();
         for s in &agent.setup {
             let user = if s.as_root {
@@ -510,6 +509,25 @@ impl DockerBackend {
             .await?;
         }
         Ok(())
+    }
+
+    /// Whether a path exists in a container (created or running), through the archive API.
+    async fn path_exists(&self, container: &str, path: &Path) -> Result<bool> {
+        let shown = path.display().to_string();
+        let opts = bollard::query_parameters::ContainerArchiveInfoOptionsBuilder::default()
+            .path(&shown)
+            .build();
+        match self
+            .docker
+            .get_container_archive_info(container, Some(opts))
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(false),
+            Err(e) => Err(engine(format!("look up {shown} in {container}"))(e)),
+        }
     }
 
     /// Reads one regular file out of a container through the archive API (`None` if absent).
@@ -769,7 +787,8 @@ impl Backend for DockerBackend {
             let _ = internal_done.send(Some(created.is_ok()));
             created?;
             self.create_agent(&req).await?;
-            self.provision(&req).await
+            self.start_and_provision(&req).await?;
+            self.run_setup(&req).await
         };
         let sidecar = async {
             net::create_egress(&self.docker, &r.egress_network, req.index, &labels).await?;

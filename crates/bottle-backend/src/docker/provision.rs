@@ -1,7 +1,11 @@
 //! What goes into the agent's guest before its command runs: the bottle CA (at
 //! `GUEST_CA_PATH` and in the system trust store), the provider's files, the skills folders,
-//! git `insteadOf` rules, then the setup commands. Files travel as one tar through the engine
-//! API with their modes and numeric owners; nothing is mounted from the host.
+//! the git `insteadOf` rules, then the setup commands. Everything but the setup commands
+//! travels as one tar through the engine's archive API into the created, not yet started,
+//! container (so it needs no running process and overlaps the sidecar's start), with modes and
+//! numeric owners; nothing is mounted from the host. What the tar must know about the image
+//! (the user's ids, the system CA bundle, an existing `~/.gitconfig`, which outside folders
+//! exist) is read through the same API first.
 
 use std::path::{Path, PathBuf};
 
@@ -87,9 +91,10 @@ pub fn tar_dirs(agent: &AgentPlan) -> Vec<(PathBuf, bool)> {
     out
 }
 
-/// Folders that still need `mkdir -p` (as the agent user, or root): parents outside the
-/// agent's home (they may exist with modes the tar must not touch).
-pub fn exec_dirs(agent: &AgentPlan) -> (Vec<PathBuf>, Vec<PathBuf>) {
+/// Folders outside the agent's home that files or the workdir need, split by who would own
+/// them (the agent, or root). They may already exist in the image with modes nothing must
+/// touch, so only the missing ones get tar entries (see [`missing_dirs`]).
+pub fn outside_dirs(agent: &AgentPlan) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let covered = tar_dirs(agent);
     let mut as_agent = Vec::new();
     let mut as_root = Vec::new();
@@ -113,6 +118,47 @@ pub fn exec_dirs(agent: &AgentPlan) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (as_agent, as_root)
 }
 
+/// Every folder whose existence [`missing_dirs`] needs to know: the outside folders and all
+/// their ancestors below `/`.
+pub fn probe_paths(agent: &AgentPlan) -> Vec<PathBuf> {
+    let (as_agent, as_root) = outside_dirs(agent);
+    let mut out: Vec<PathBuf> = as_agent
+        .iter()
+        .chain(&as_root)
+        .flat_map(|d| d.ancestors().map(Path::to_path_buf))
+        .filter(|p| p.parent().is_some())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// What `mkdir -p` of each outside folder would create, as tar directory entries (parents
+/// first; `true` = owned by the agent): for every outside folder, its first missing ancestor
+/// and everything below it, owned like the folder. Existing folders get no entry (an entry
+/// would reset their mode and owner). A folder both kinds need goes to the agent, as when the
+/// agent's `mkdir` ran first.
+pub fn missing_dirs(agent: &AgentPlan, exists: impl Fn(&Path) -> bool) -> Vec<(PathBuf, bool)> {
+    let (as_agent, as_root) = outside_dirs(agent);
+    let mut out: Vec<(PathBuf, bool)> = Vec::new();
+    for (dirs, agent_owned) in [(as_agent, true), (as_root, false)] {
+        for d in dirs {
+            let mut chain: Vec<&Path> = d.ancestors().filter(|p| p.parent().is_some()).collect();
+            chain.reverse();
+            let Some(first) = chain.iter().position(|p| !exists(p)) else {
+                continue;
+            };
+            for p in &chain[first..] {
+                if !out.iter().any(|(q, _)| q == p) {
+                    out.push((p.to_path_buf(), agent_owned));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The system CA bundle that TLS libraries read (Debian/Ubuntu layout).
 pub const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -131,17 +177,52 @@ fn header(size: u64, mode: u32, ids: Ids, kind: tar::EntryType) -> tar::Header {
     h
 }
 
+/// What provisioning reads from the image before it writes anything.
+#[derive(Debug, Clone, Copy)]
+pub struct FromImage<'a> {
+    /// The agent user's ids.
+    pub ids: Ids,
+    /// The system CA bundle's text, when the image has one.
+    pub bundle: Option<&'a str>,
+    /// The agent's `~/.gitconfig`, when the image has one (read only when there are rules).
+    pub gitconfig: Option<&'a str>,
+    /// Outside folders to create ([`missing_dirs`]).
+    pub missing_dirs: &'a [(PathBuf, bool)],
+}
+
+/// Where the git `insteadOf` rules go: the agent's global git config.
+pub fn gitconfig_path(agent: &AgentPlan) -> PathBuf {
+    agent.home.join(".gitconfig")
+}
+
+/// `text` with `rules` (git config sections) appended on a line of their own.
+fn with_rules(text: &str, rules: &str) -> String {
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(rules);
+    out
+}
+
 /// The tar (extracted at `/`, owners kept) with the folders, the CA (also appended to the
-/// system bundle when the image has one: `bundle` is its current text), the files and skills.
-pub fn guest_tar(
-    agent: &AgentPlan,
-    ca_pem: &str,
-    bundle: Option<&str>,
-    ids: Ids,
-) -> Result<Vec<u8>> {
+/// system bundle when the image has one), the files, the git rules (appended to the agent's
+/// `~/.gitconfig`: the provider's file of that name if it writes one, else the image's) and
+/// skills.
+pub fn guest_tar(agent: &AgentPlan, ca_pem: &str, image: FromImage<'_>) -> Result<Vec<u8>> {
+    let FromImage {
+        ids,
+        bundle,
+        gitconfig,
+        missing_dirs,
+    } = image;
     let root = Ids { uid: 0, gid: 0 };
     let mut tar = tar::Builder::new(Vec::new());
-    for (dir, agent_owned) in tar_dirs(agent) {
+    let mut dirs = tar_dirs(agent);
+    dirs.extend(missing_dirs.iter().cloned());
+    dirs.sort();
+    dirs.dedup_by(|a, b| a.0 == b.0);
+    for (dir, agent_owned) in dirs {
         let owner = if agent_owned { ids } else { root };
         let mut h = header(0, 0o755, owner, tar::EntryType::Directory);
         tar.append_data(&mut h, format!("{}/", rel(&dir)), std::io::empty())
@@ -171,15 +252,25 @@ pub fn guest_tar(
         tar.append_data(&mut h, rel(path), ca_pem.as_bytes())
             .map_err(Error::Tar)?;
     }
+    let rules = agent.gitconfig_rules();
+    let git_path = gitconfig_path(agent);
+    let mut rules_written = rules.is_empty();
     for f in &agent.files {
         let owner = if f.agent_owned { ids } else { root };
-        let mut h = header(
-            f.content.len() as u64,
-            f.mode,
-            owner,
-            tar::EntryType::Regular,
-        );
-        tar.append_data(&mut h, rel(&f.path), f.content.as_bytes())
+        let content = if !rules_written && f.path == git_path {
+            rules_written = true;
+            with_rules(&f.content, &rules)
+        } else {
+            f.content.clone()
+        };
+        let mut h = header(content.len() as u64, f.mode, owner, tar::EntryType::Regular);
+        tar.append_data(&mut h, rel(&f.path), content.as_bytes())
+            .map_err(Error::Tar)?;
+    }
+    if !rules_written {
+        let content = with_rules(gitconfig.unwrap_or_default(), &rules);
+        let mut h = header(content.len() as u64, 0o644, ids, tar::EntryType::Regular);
+        tar.append_data(&mut h, rel(&git_path), content.as_bytes())
             .map_err(Error::Tar)?;
     }
     for d in &agent.dirs {
@@ -223,23 +314,6 @@ fn append_tree(tar: &mut tar::Builder<Vec<u8>>, host: &Path, guest: &Path, ids: 
         }
     }
     Ok(())
-}
-
-/// `sh -c` script adding git config pairs given as positional arguments (no interpolation of
-/// any value into the script).
-pub const GIT_CONFIG_SCRIPT: &str =
-    "while [ $# -gt 1 ]; do git config --global --add \"$1\" \"$2\" || exit $?; shift 2; done";
-
-/// Arguments for [`GIT_CONFIG_SCRIPT`]: `url.<gate>.insteadOf <form>` pairs.
-pub fn git_config_args(agent: &AgentPlan) -> Vec<String> {
-    let mut args = Vec::new();
-    for rule in &agent.git_insteadof {
-        for form in &rule.upstream_forms {
-            args.push(format!("url.{}.insteadOf", rule.gate_url));
-            args.push(form.clone());
-        }
-    }
-    args
 }
 
 #[cfg(test)]
@@ -296,9 +370,170 @@ mod tests {
                 "/usr/local/share/ca-certificates:false"
             ]
         );
-        let (as_agent, as_root) = exec_dirs(&agent());
+        let (as_agent, as_root) = outside_dirs(&agent());
         assert!(as_agent.is_empty());
         assert_eq!(as_root, [PathBuf::from("/opt/tool")]);
+    }
+
+    fn outside_agent() -> AgentPlan {
+        let mut a = agent();
+        a.workdir = "/srv/work/repo".into();
+        a.files.push(GuestFile {
+            path: "/srv/work/notes/n.txt".into(),
+            mode: 0o644,
+            content: "n".into(),
+            agent_owned: true,
+        });
+        a
+    }
+
+    #[test]
+    fn probes_every_ancestor_of_outside_folders() {
+        let probes: Vec<String> = probe_paths(&outside_agent())
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        assert_eq!(
+            probes,
+            [
+                "/opt",
+                "/opt/tool",
+                "/srv",
+                "/srv/work",
+                "/srv/work/notes",
+                "/srv/work/repo"
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_dirs_are_what_mkdir_p_would_create() {
+        let a = outside_agent();
+        // /srv and /opt exist (as in Debian): only what is below them is created, owned like
+        // the folder that needs it; existing folders get no entry.
+        let have = ["/srv", "/opt"];
+        let dirs = missing_dirs(&a, |p| have.iter().any(|h| Path::new(h) == p));
+        let shown: Vec<String> = dirs
+            .iter()
+            .map(|(d, agent)| format!("{}:{agent}", d.display()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "/opt/tool:false",
+                "/srv/work:true",
+                "/srv/work/notes:true",
+                "/srv/work/repo:true"
+            ]
+        );
+        // Everything already there: nothing to create.
+        assert!(missing_dirs(&a, |_| true).is_empty());
+        // Nothing there: the whole chain, top first.
+        let all = missing_dirs(&a, |_| false);
+        assert_eq!(all.first().map(|d| d.0.as_path()), Some(Path::new("/opt")));
+        assert!(all.iter().any(|(d, ag)| d == Path::new("/srv") && *ag));
+    }
+
+    fn entries(tar: &[u8]) -> Vec<(String, u64, u32, String)> {
+        let mut a = tar::Archive::new(tar);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().display().to_string();
+                let uid = e.header().uid().unwrap();
+                let mode = e.header().mode().unwrap();
+                let mut body = String::new();
+                std::io::Read::read_to_string(&mut e, &mut body).unwrap();
+                (path, uid, mode, body)
+            })
+            .collect()
+    }
+
+    fn rules_agent() -> AgentPlan {
+        let mut a = agent();
+        a.git_insteadof = vec![bottle_plan::InsteadOf {
+            gate_url: "http://bottle-sidecar:9418/app.git".into(),
+            upstream_forms: vec!["git@example.test:acme/app.git".into()],
+        }];
+        a
+    }
+
+    const IDS: Ids = Ids {
+        uid: 1000,
+        gid: 1000,
+    };
+
+    fn image<'a>(gitconfig: Option<&'a str>, dirs: &'a [(PathBuf, bool)]) -> FromImage<'a> {
+        FromImage {
+            ids: IDS,
+            bundle: None,
+            gitconfig,
+            missing_dirs: dirs,
+        }
+    }
+
+    #[test]
+    fn git_rules_join_the_images_gitconfig() {
+        let tar = guest_tar(
+            &rules_agent(),
+            "CA",
+            image(Some("[user]\n\tname = Image"), &[]),
+        )
+        .unwrap();
+        let e = entries(&tar);
+        let git: Vec<_> = e
+            .iter()
+            .filter(|x| x.0 == "home/agent/.gitconfig")
+            .collect();
+        assert_eq!(git.len(), 1, "{e:?}");
+        assert_eq!(git[0].1, 1000);
+        assert_eq!(git[0].2, 0o644);
+        assert_eq!(
+            git[0].3,
+            "[user]\n\tname = Image\n[url \"http://bottle-sidecar:9418/app.git\"]\n\tinsteadOf = \"git@example.test:acme/app.git\"\n"
+        );
+    }
+
+    #[test]
+    fn git_rules_join_the_providers_gitconfig_once() {
+        let mut a = rules_agent();
+        a.files.push(GuestFile {
+            path: "/home/agent/.gitconfig".into(),
+            mode: 0o600,
+            content: "[core]\n\teditor = vi\n".into(),
+            agent_owned: true,
+        });
+        let tar = guest_tar(&a, "CA", image(Some("ignored"), &[])).unwrap();
+        let e = entries(&tar);
+        let git: Vec<_> = e
+            .iter()
+            .filter(|x| x.0 == "home/agent/.gitconfig")
+            .collect();
+        assert_eq!(git.len(), 1, "{e:?}");
+        assert_eq!(git[0].2, 0o600);
+        assert!(
+            git[0].3.starts_with("[core]\n\teditor = vi\n[url "),
+            "{}",
+            git[0].3
+        );
+        assert!(!git[0].3.contains("ignored"));
+    }
+
+    #[test]
+    fn no_rules_no_gitconfig_and_missing_dirs_are_entries() {
+        let dirs = vec![(PathBuf::from("/opt/tool"), false)];
+        let tar = guest_tar(&agent(), "CA", image(None, &dirs)).unwrap();
+        let e = entries(&tar);
+        assert!(!e.iter().any(|x| x.0.ends_with(".gitconfig")), "{e:?}");
+        let opt = e
+            .iter()
+            .find(|x| x.0 == "opt/tool/")
+            .expect("opt/tool entry");
+        assert_eq!((opt.1, opt.2), (0, 0o755));
+        // Parents come before what is inside them.
+        let pos = |name: &str| e.iter().position(|x| x.0 == name).unwrap();
+        assert!(pos("opt/tool/") < pos("opt/tool/conf"));
     }
 
     #[test]

@@ -6,12 +6,33 @@ use super::harness::{self, Opts};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_provisions_and_down_removes_everything_labelled() {
+    let file = |path: &str, mode: u32, content: &str, agent_owned: bool| bottle_plan::GuestFile {
+        path: path.into(),
+        mode,
+        content: content.into(),
+        agent_owned,
+    };
     let opts = Opts {
-        files: vec![bottle_plan::GuestFile {
-            path: "/home/agent/.config/probe/settings.json".into(),
-            mode: 0o600,
-            content: "{}".into(),
-            agent_owned: true,
+        files: vec![
+            file("/home/agent/.config/probe/settings.json", 0o600, "{}", true),
+            // Outside the home, below folders the image has (/tmp 1777, /srv 755) that must
+            // keep their modes and owners, and folders it lacks, created like `mkdir -p`.
+            file("/tmp/bb-root/tool/conf", 0o644, "root file", false),
+            file("/srv/bb-agent/state.json", 0o644, "agent file", true),
+            // The provider writes a ~/.gitconfig of its own: the git rules join it.
+            file(
+                "/home/agent/.gitconfig",
+                0o644,
+                "[user]\n\tname = Probe Provider",
+                true,
+            ),
+        ],
+        insteadof: vec![bottle_plan::InsteadOf {
+            gate_url: "http://bottle-sidecar:9418/app.git".into(),
+            upstream_forms: vec![
+                "git@example.test:acme/app.git".into(),
+                "https://example.test/acme/app".into(),
+            ],
         }],
         ..Opts::default()
     };
@@ -34,6 +55,25 @@ async fn up_provisions_and_down_removes_everything_labelled() {
     assert_eq!(lines[3], "trusted", "CA not in the system trust store");
     assert_eq!(lines[4], "agent");
     assert_eq!(lines[5], "agent 600");
+
+    // Outside the home: existing folders untouched, missing ones made as by `mkdir -p`.
+    let out = b
+        .sh(
+            "stat -c '%n %U %a' /tmp /tmp/bb-root /tmp/bb-root/tool /tmp/bb-root/tool/conf \
+             /srv /srv/bb-agent /srv/bb-agent/state.json; cat /tmp/bb-root/tool/conf; echo; \
+             git config --global user.name; \
+             git config --global --get-all url.http://bottle-sidecar:9418/app.git.insteadOf; \
+             stat -c '%U %a' ~/.gitconfig",
+        )
+        .await;
+    assert_eq!(out.exit_code, 0, "{}", out.stderr_text());
+    assert_eq!(
+        out.stdout_text(),
+        "/tmp root 1777\n/tmp/bb-root root 755\n/tmp/bb-root/tool root 755\n\
+         /tmp/bb-root/tool/conf root 644\n/srv root 755\n/srv/bb-agent agent 755\n\
+         /srv/bb-agent/state.json agent 644\nroot file\nProbe Provider\n\
+         git@example.test:acme/app.git\nhttps://example.test/acme/app\nagent 644\n"
+    );
 
     // The agent command through attach (pipes): exit code comes back.
     let code = b
