@@ -353,15 +353,17 @@ mod tests {
         }
     }
 
+    /// `path:agent_owned` for each folder entry.
+    fn shown(dirs: &[(PathBuf, bool)]) -> Vec<String> {
+        dirs.iter()
+            .map(|(d, a)| format!("{}:{a}", d.display()))
+            .collect()
+    }
+
     #[test]
     fn tar_dirs_stay_below_home_or_are_ours() {
-        let dirs = tar_dirs(&agent());
-        let names: Vec<String> = dirs
-            .iter()
-            .map(|(d, a)| format!("{}:{a}", d.display()))
-            .collect();
         assert_eq!(
-            names,
+            shown(&tar_dirs(&agent())),
             [
                 "/etc/bot-bottle:false",
                 "/home/agent/.a:true",
@@ -413,12 +415,8 @@ mod tests {
         // the folder that needs it; existing folders get no entry.
         let have = ["/srv", "/opt"];
         let dirs = missing_dirs(&a, |p| have.iter().any(|h| Path::new(h) == p));
-        let shown: Vec<String> = dirs
-            .iter()
-            .map(|(d, agent)| format!("{}:{agent}", d.display()))
-            .collect();
         assert_eq!(
-            shown,
+            shown(&dirs),
             [
                 "/opt/tool:false",
                 "/srv/work:true",
@@ -473,6 +471,15 @@ mod tests {
         }
     }
 
+    /// The tar's one `~/.gitconfig` entry (uid, mode, text).
+    fn only_gitconfig(tar: &[u8]) -> (u64, u32, String) {
+        let e = entries(tar);
+        let mut git = e.iter().filter(|x| x.0 == "home/agent/.gitconfig");
+        let one = git.next().cloned().expect("a ~/.gitconfig entry");
+        assert!(git.next().is_none(), "two ~/.gitconfig entries: {e:?}");
+        (one.1, one.2, one.3)
+    }
+
     #[test]
     fn git_rules_join_the_images_gitconfig() {
         let tar = guest_tar(
@@ -481,16 +488,10 @@ mod tests {
             image(Some("[user]\n\tname = Image"), &[]),
         )
         .unwrap();
-        let e = entries(&tar);
-        let git: Vec<_> = e
-            .iter()
-            .filter(|x| x.0 == "home/agent/.gitconfig")
-            .collect();
-        assert_eq!(git.len(), 1, "{e:?}");
-        assert_eq!(git[0].1, 1000);
-        assert_eq!(git[0].2, 0o644);
+        let git = only_gitconfig(&tar);
+        assert_eq!((git.0, git.1), (1000, 0o644));
         assert_eq!(
-            git[0].3,
+            git.2,
             "[user]\n\tname = Image\n[url \"http://bottle-sidecar:9418/app.git\"]\n\tinsteadOf = \"git@example.test:acme/app.git\"\n"
         );
     }
@@ -505,19 +506,14 @@ mod tests {
             agent_owned: true,
         });
         let tar = guest_tar(&a, "CA", image(Some("ignored"), &[])).unwrap();
-        let e = entries(&tar);
-        let git: Vec<_> = e
-            .iter()
-            .filter(|x| x.0 == "home/agent/.gitconfig")
-            .collect();
-        assert_eq!(git.len(), 1, "{e:?}");
-        assert_eq!(git[0].2, 0o600);
+        let git = only_gitconfig(&tar);
+        assert_eq!(git.1, 0o600);
         assert!(
-            git[0].3.starts_with("[core]\n\teditor = vi\n[url "),
+            git.2.starts_with("[core]\n\teditor = vi\n[url "),
             "{}",
-            git[0].3
+            git.2
         );
-        assert!(!git[0].3.contains("ignored"));
+        assert!(!git.2.contains("ignored"));
     }
 
     #[test]
