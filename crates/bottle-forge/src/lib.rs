@@ -132,6 +132,14 @@ pub fn client(
     })
 }
 
+/// The instance's base URL from what a manifest gives as `api`: users write either the instance
+/// (`https://gitea.example`) or its API root (`https://gitea.example/api/v1`, as the forges'
+/// own docs name it); the clients' paths carry the version prefix, so a trailing one is dropped.
+fn instance_root<'a>(api: &'a str, version_prefix: &str) -> &'a str {
+    let trimmed = api.trim_end_matches('/');
+    trimmed.strip_suffix(version_prefix).unwrap_or(trimmed)
+}
+
 /// HTTP plumbing shared by the three clients.
 struct Http {
     forge: &'static str,
@@ -329,11 +337,12 @@ pub struct Gitea {
 }
 
 impl Gitea {
-    /// `api` is the instance's base URL (`https://gitea.example.com`), `repo` is `owner/name`.
+    /// `api` is the instance's base URL (`https://gitea.example.com`) or its API root
+    /// (`https://gitea.example.com/api/v1`), `repo` is `owner/name`.
     pub fn new(api: &str, repo: &str, token: Secret) -> Result<Self> {
         let (owner, repo) = owner_repo("gitea", repo)?;
         Ok(Self {
-            http: Http::new("gitea", api)?,
+            http: Http::new("gitea", instance_root(api, "/api/v1"))?,
             owner,
             repo,
             token,
@@ -427,7 +436,8 @@ pub struct GitLab {
 }
 
 impl GitLab {
-    /// `api` is the instance's base URL, `project` is `group/sub/name` or a numeric id.
+    /// `api` is the instance's base URL (`https://gitlab.example.com`) or its API root
+    /// (`https://gitlab.example.com/api/v4`), `project` is `group/sub/name` or a numeric id.
     pub fn new(api: &str, project: &str, token: Secret) -> Result<Self> {
         let project = project.trim_matches('/').trim_end_matches(".git");
         if project.is_empty() {
@@ -437,7 +447,7 @@ impl GitLab {
             });
         }
         Ok(Self {
-            http: Http::new("gitlab", api)?,
+            http: Http::new("gitlab", instance_root(api, "/api/v4"))?,
             project: encode_segment(project),
             token,
         })

@@ -233,6 +233,42 @@ async fn gitlab_create_and_delete_use_documented_endpoints() {
     );
 }
 
+/// Users copy `api` from the forges' docs, which name the API root (`…/api/v1`, `…/api/v4`);
+/// the instance URL works too. Either way the documented path is requested, prefix not doubled.
+#[tokio::test]
+async fn api_root_or_instance_url_reach_the_same_endpoints() {
+    for (kind, suffix, want) in [
+        (ForgeKind::Gitea, "/api/v1", "/api/v1/repos/acme/app/keys"),
+        (ForgeKind::Gitea, "/api/v1/", "/api/v1/repos/acme/app/keys"),
+        (ForgeKind::Gitea, "", "/api/v1/repos/acme/app/keys"),
+        (
+            ForgeKind::Gitlab,
+            "/api/v4",
+            "/api/v4/projects/acme%2Fapp/deploy_keys",
+        ),
+        (
+            ForgeKind::Gitlab,
+            "/",
+            "/api/v4/projects/acme%2Fapp/deploy_keys",
+        ),
+    ] {
+        let fake = start(204).await;
+        let api = format!("{}{suffix}", fake.base);
+        let forge = client(kind, &api, "acme/app", Secret::new(TOKEN)).unwrap();
+        let id = timed(forge.create("k", "ssh-ed25519 AAAAC3 x", true))
+            .await
+            .unwrap();
+        timed(forge.delete(&id)).await.unwrap();
+        let seen = fake.seen.lock().unwrap().clone();
+        assert_eq!(seen[0].path, want, "{kind:?} with api {api}");
+        assert_eq!(
+            seen[1].path,
+            format!("{want}/42"),
+            "{kind:?} with api {api}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn delete_answered_404_counts_as_done() {
     for kind in [ForgeKind::Gitea, ForgeKind::Github, ForgeKind::Gitlab] {
