@@ -9,19 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use super::common::{bot, labelled};
+use super::common::{bot, labelled, text};
 
 fn docker(args: &[&str]) -> Output {
     Command::new("docker").args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 /// Removes the bottle and the fake API even when the test fails.

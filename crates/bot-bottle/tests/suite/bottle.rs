@@ -3,25 +3,15 @@
 //! teardown leaving nothing labelled, `--keep` + `list` + `rm`, and a start killed with SIGKILL
 //! cleaned by `rm`.
 
-use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::common::{assert_torn_down, bot, labelled, repo};
-
-fn slug_from(home: &Path) -> Option<String> {
-    std::fs::read_dir(home.join("bottles"))
-        .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .find(|n| !n.starts_with('.'))
-}
+use super::common::{assert_torn_down, bot, labelled, session, shell_manifest, slug_from};
 
 #[test]
 fn shell_bottle_refuses_unrouted_hosts_passes_exit_code_and_leaves_nothing() {
     let home = tempfile::tempdir().unwrap();
-    let mut child = bot(home.path())
+    let child = bot(home.path())
         .args([
             "start",
             "examples/shell/bottle.yaml",
@@ -39,13 +29,7 @@ fn shell_bottle_refuses_unrouted_hosts_passes_exit_code_and_leaves_nothing() {
         curl -sS --max-time 20 https://www.google.com/ 2>&1; echo; \
         curl -sS --max-time 20 http://169.254.169.254/latest/meta-data/ 2>&1; echo; \
         exit 7\n";
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = session(child, script);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
@@ -86,23 +70,10 @@ fn kept_bottle_is_listed_then_removed_by_rm() {
     // The shell example plus an env value from the host: a secret that must reach the agent and
     // nothing on the host side.
     let manifest_dir = tempfile::tempdir().unwrap();
-    let example = repo().join("examples/shell");
-    let text = std::fs::read_to_string(example.join("bottle.yaml"))
-        .unwrap()
-        .replace(
-            "provider: ./provider",
-            &format!("provider: {}", example.join("provider").display()),
-        )
-        .replace(
-            "prompt: ./WELCOME.md",
-            &format!("prompt: {}", example.join("WELCOME.md").display()),
-        )
-        .replace(
-            "supervise: {timeout: 5m}",
-            "supervise: {timeout: 5m}\nenv:\n  DB_PASSWORD: ${BB_TEST_SECRET}",
-        );
-    let manifest = manifest_dir.path().join("bottle.yaml");
-    std::fs::write(&manifest, text).unwrap();
+    let manifest = shell_manifest(
+        manifest_dir.path(),
+        "env:\n  DB_PASSWORD: ${BB_TEST_SECRET}\n",
+    );
     let secret = "kept-bottle-secret-5f3a9c";
     let out = bot(home.path())
         .args([
@@ -120,14 +91,7 @@ fn kept_bottle_is_listed_then_removed_by_rm() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut child = out;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"echo \"session sees: $DB_PASSWORD\"; exit 0\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = session(out, "echo \"session sees: $DB_PASSWORD\"; exit 0\n");
     assert!(
         out.status.success(),
         "{}",

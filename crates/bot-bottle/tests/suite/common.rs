@@ -1,7 +1,8 @@
 //! Helpers shared by the suites that drive the real CLI on the Docker engine.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Output};
 use std::sync::OnceLock;
 
 pub fn repo() -> PathBuf {
@@ -30,6 +31,59 @@ pub fn sidecar_bin() -> PathBuf {
         target.join("debug/bottle-sidecar")
     })
     .clone()
+}
+
+/// The bottle's slug in `home` (the one folder under `bottles/`), if any.
+pub fn slug_from(home: &Path) -> Option<String> {
+    std::fs::read_dir(home.join("bottles"))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| !n.starts_with('.'))
+}
+
+/// Writes `bottle.yaml` into `dir`: the shell example (its provider and prompt by absolute
+/// path) with `extra` appended as more top-level keys.
+pub fn shell_manifest(dir: &Path, extra: &str) -> PathBuf {
+    let example = repo().join("examples/shell");
+    let mut text = std::fs::read_to_string(example.join("bottle.yaml"))
+        .unwrap()
+        .replace(
+            "provider: ./provider",
+            &format!("provider: {}", example.join("provider").display()),
+        )
+        .replace(
+            "prompt: ./WELCOME.md",
+            &format!("prompt: {}", example.join("WELCOME.md").display()),
+        );
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(extra);
+    let manifest = dir.join("bottle.yaml");
+    std::fs::write(&manifest, text).unwrap();
+    manifest
+}
+
+/// Feeds `script` to a started bottle's agent on its stdin, closes it, and waits for the end.
+pub fn session(mut child: Child, script: &str) -> Output {
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A finished command's status and output, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn bot(home: &Path) -> Command {

@@ -2,4 +2,5 @@ mod agents;
 mod bottle;
 mod cli;
 mod common;
+mod keys;
 mod tty;
