@@ -38,6 +38,12 @@ pub enum Error {
     /// No sidecar binary to put in the sidecar image.
     #[error("no bottle-sidecar binary found (looked at: {}); build it with `cargo build -p bottle-sidecar` or set BOT_BOTTLE_SIDECAR_BIN", searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
     SidecarBinary { searched: Vec<PathBuf> },
+    /// `BOT_BOTTLE_SIDECAR_BUILD` holds something other than its three values.
+    #[error("BOT_BOTTLE_SIDECAR_BUILD={value:?} is not one of `auto`, `binary`, `source`")]
+    SidecarBuildMode { value: String },
+    /// The sidecar must be built from source but this build of the CLI carries no sources.
+    #[error("the sidecar image must be built from source here ({why}) but this bot-bottle was built outside its source tree and carries none; build bot-bottle from a checkout, or set BOT_BOTTLE_SIDECAR_BIN to a Linux bottle-sidecar for the engine's architecture")]
+    NoSidecarSource { why: String },
     /// The bottle's network index is out of range.
     #[error("network index {index} is out of range (0..{max})")]
     Index { index: u32, max: u32 },

@@ -155,10 +155,22 @@ pub fn doctor(a: DoctorArgs) -> Outcome {
             }
             Err(e) => check("docker engine", Err(anyhow::anyhow!("{e}; start dockerd"))),
         }
+        // Which `bottle-sidecar` the sidecar image gets: the host's, or compiled in the engine.
+        let origin = match &docker {
+            Ok(d) => d.sidecar_origin().await,
+            Err(_) => bottle_backend::find_sidecar_binary()
+                .map(bottle_backend::docker::SidecarOrigin::Binary),
+        };
         check(
             "sidecar binary",
-            bottle_backend::find_sidecar_binary()
-                .map(|p| p.display().to_string())
+            origin
+                .map(|o| match o {
+                    bottle_backend::docker::SidecarOrigin::Binary(p) => p.display().to_string(),
+                    bottle_backend::docker::SidecarOrigin::Source => format!(
+                        "built from source in the engine as {} (the first start compiles it)",
+                        bottle_backend::docker::sidecar_source_tag()
+                    ),
+                })
                 .map_err(Into::into),
         );
         if !a.quick {

@@ -1,6 +1,9 @@
 //! Image builds: the agent image from the plan's Dockerfile and context, the sidecar image from
-//! `images/sidecar/Dockerfile` plus the host-built `bottle-sidecar` binary. A tag that already
-//! exists is reused (tags carry a content hash), which keeps warm starts fast.
+//! `images/sidecar/Dockerfile` plus the host-built `bottle-sidecar` binary — or, when the host's
+//! binary cannot run in the engine's Linux (macOS, another architecture) or is missing, from
+//! `images/sidecar/Dockerfile.source`, a multi-stage build that compiles the sidecar's sources
+//! embedded in this crate (build.rs). A tag that already exists is reused (tags carry a content
+//! hash), which keeps warm starts fast.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,7 +22,125 @@ use crate::{Error, Result};
 pub const SIDECAR_DOCKERFILE: &str = include_str!("../../../../images/sidecar/Dockerfile");
 
 /// Name of the Dockerfile inside the build contexts we send (never clashes with the user's).
+/// build.rs names the from-source sidecar's Dockerfile the same.
 const DOCKERFILE_NAME: &str = ".bot-bottle.Dockerfile";
+
+/// The from-source sidecar image's build context, made by build.rs: the Dockerfile, the
+/// workspace's Cargo.toml and Cargo.lock, and the sources of `bottle-sidecar` and the workspace
+/// crates it uses. Empty when this crate was built outside its source tree.
+const SIDECAR_SOURCE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/sidecar-source.tar"));
+
+/// Where the sidecar image's `bottle-sidecar` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SidecarOrigin {
+    /// This host-built binary, copied in.
+    Binary(std::path::PathBuf),
+    /// Compiled inside the engine from the embedded sources.
+    Source,
+}
+
+/// How the origin is chosen: `BOT_BOTTLE_SIDECAR_BUILD` = `auto` (the default), `binary` or
+/// `source`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SidecarBuild {
+    /// The host's binary when it runs in the engine and is found; otherwise from source.
+    #[default]
+    Auto,
+    /// Always the host's binary (an error when it is not found).
+    Binary,
+    /// Always from source.
+    Source,
+}
+
+impl SidecarBuild {
+    /// The mode `BOT_BOTTLE_SIDECAR_BUILD` names (unset or empty: `auto`).
+    pub fn from_env() -> Result<Self> {
+        match std::env::var("BOT_BOTTLE_SIDECAR_BUILD").as_deref() {
+            Err(_) | Ok("") | Ok("auto") => Ok(Self::Auto),
+            Ok("binary") => Ok(Self::Binary),
+            Ok("source") => Ok(Self::Source),
+            Ok(other) => Err(Error::SidecarBuildMode {
+                value: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// The engine's name for a Rust target architecture (`docker version`'s `Arch`).
+fn engine_arch(rust_arch: &str) -> &str {
+    match rust_arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "arm" => "arm",
+        "powerpc64" => "ppc64le",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        other => other,
+    }
+}
+
+/// Why a binary built for `host_os`/`host_arch` (Rust's names) cannot run in an engine that
+/// reports `engine_os`/`engine_arch`; `None` when it can.
+pub fn host_binary_mismatch(
+    host_os: &str,
+    host_arch: &str,
+    engine_os: &str,
+    engine_arch_name: &str,
+) -> Option<String> {
+    if host_os != "linux" {
+        return Some(format!(
+            "the host is {host_os}, the engine runs {engine_os} containers"
+        ));
+    }
+    if engine_os != "linux" || engine_arch(host_arch) != engine_arch_name {
+        return Some(format!(
+            "the host binary is linux/{}, the engine runs {engine_os}/{engine_arch_name}",
+            engine_arch(host_arch)
+        ));
+    }
+    None
+}
+
+/// Picks the origin: `mismatch` is why the host's binary cannot run in the engine (see
+/// [`host_binary_mismatch`]), `binary` where the host's binary is, if found.
+pub fn choose_origin(
+    build: SidecarBuild,
+    mismatch: Option<String>,
+    binary: Result<std::path::PathBuf>,
+) -> Result<SidecarOrigin> {
+    let source = |why: String| {
+        if SIDECAR_SOURCE.is_empty() {
+            Err(Error::NoSidecarSource { why })
+        } else {
+            Ok(SidecarOrigin::Source)
+        }
+    };
+    match (build, mismatch, binary) {
+        (SidecarBuild::Binary, _, binary) => binary.map(SidecarOrigin::Binary),
+        (SidecarBuild::Source, _, _) => source("BOT_BOTTLE_SIDECAR_BUILD=source".into()),
+        (SidecarBuild::Auto, Some(why), _) => source(why),
+        (SidecarBuild::Auto, None, Ok(path)) => Ok(SidecarOrigin::Binary(path)),
+        (SidecarBuild::Auto, None, Err(e)) => source(e.to_string()),
+    }
+}
+
+/// The from-source sidecar image's tag: changes whenever the embedded sources or Dockerfile do.
+pub fn sidecar_source_tag() -> String {
+    format!(
+        "bot-bottle/sidecar:src-{}",
+        env!("BOT_BOTTLE_SIDECAR_SOURCE_HASH")
+    )
+}
+
+/// The from-source sidecar image's build context (see [`SIDECAR_SOURCE`]).
+pub fn sidecar_source_context() -> Result<Vec<u8>> {
+    if SIDECAR_SOURCE.is_empty() {
+        return Err(Error::NoSidecarSource {
+            why: "asked for".into(),
+        });
+    }
+    Ok(SIDECAR_SOURCE.to_vec())
+}
 
 /// True when the image exists locally.
 pub async fn exists(docker: &Docker, tag: &str) -> Result<bool> {
@@ -122,17 +243,17 @@ fn build_args() -> HashMap<String, String> {
     args
 }
 
-/// Builds `tag` from a context tar unless it exists. Progress (the build's last output line)
-/// is shown on stderr when `progress` is set and stderr is a terminal.
+/// Builds `tag` from a context tar unless it exists; true when it built. Progress (the build's
+/// last output line) is shown on stderr when `progress` is set and stderr is a terminal.
 pub async fn ensure(
     docker: &Docker,
     tag: &str,
     context: impl FnOnce() -> Result<Vec<u8>>,
     labels: &HashMap<String, String>,
     progress: bool,
-) -> Result<()> {
+) -> Result<bool> {
     if exists(docker, tag).await? {
-        return Ok(());
+        return Ok(false);
     }
     let bar = if progress {
         ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
@@ -196,5 +317,127 @@ pub async fn ensure(
             ),
         });
     }
-    Ok(())
+    Ok(true)
+}
+
+/// Label on a sidecar image naming where its binary came from (the binary's path, or
+/// `source`): a newer build from the same origin makes the older images of it obsolete.
+pub const LABEL_SIDECAR_ORIGIN: &str = "bot-bottle.sidecar-origin";
+
+/// Removes the sidecar images built earlier from `origin` other than `keep` (each rebuild of
+/// the binary makes a new image of a few hundred MB; without this they pile up). An image a
+/// container still uses is left alone: the engine refuses it without `force`, and that refusal
+/// is ignored, like any other here — pruning is housekeeping, never a reason to fail a start.
+pub async fn prune_sidecar_images(docker: &Docker, origin: &str, keep: &str) {
+    let filters = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{LABEL_SIDECAR_ORIGIN}={origin}")],
+    )]);
+    let opts = bollard::query_parameters::ListImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let Ok(images) = docker.list_images(Some(opts)).await else {
+        return;
+    };
+    for image in images {
+        for tag in image.repo_tags.iter().filter(|t| t.as_str() != keep) {
+            let _ = docker
+                .remove_image(
+                    tag,
+                    None::<bollard::query_parameters::RemoveImageOptions>,
+                    None,
+                )
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_binary_runs_only_on_a_linux_engine_of_its_architecture() {
+        assert_eq!(
+            host_binary_mismatch("linux", "x86_64", "linux", "amd64"),
+            None
+        );
+        assert_eq!(
+            host_binary_mismatch("linux", "aarch64", "linux", "arm64"),
+            None
+        );
+        let mac = host_binary_mismatch("macos", "aarch64", "linux", "arm64").unwrap();
+        assert!(mac.contains("macos"), "{mac}");
+        let arch = host_binary_mismatch("linux", "aarch64", "linux", "amd64").unwrap();
+        assert!(
+            arch.contains("linux/arm64") && arch.contains("linux/amd64"),
+            "{arch}"
+        );
+    }
+
+    #[test]
+    fn origin_follows_the_mode_the_platform_and_the_binary() {
+        let found = || Ok(std::path::PathBuf::from("/x/bottle-sidecar"));
+        let missing = || Err(Error::SidecarBinary { searched: vec![] });
+        let bin = SidecarOrigin::Binary("/x/bottle-sidecar".into());
+        let auto = SidecarBuild::Auto;
+        assert_eq!(choose_origin(auto, None, found()).unwrap(), bin);
+        assert_eq!(
+            choose_origin(auto, None, missing()).unwrap(),
+            SidecarOrigin::Source
+        );
+        let mac = Some("the host is macos".to_string());
+        assert_eq!(
+            choose_origin(auto, mac, found()).unwrap(),
+            SidecarOrigin::Source
+        );
+        let src = SidecarBuild::Source;
+        assert_eq!(
+            choose_origin(src, None, found()).unwrap(),
+            SidecarOrigin::Source
+        );
+        let forced = SidecarBuild::Binary;
+        let mac = Some("the host is macos".to_string());
+        assert_eq!(choose_origin(forced, mac, found()).unwrap(), bin);
+        assert!(matches!(
+            choose_origin(forced, None, missing()),
+            Err(Error::SidecarBinary { .. })
+        ));
+    }
+
+    #[test]
+    fn source_context_is_the_sidecar_crates_and_the_multi_stage_dockerfile() {
+        let tar = sidecar_source_context().unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut names = Vec::new();
+        let mut dockerfile = String::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            if name == DOCKERFILE_NAME {
+                std::io::Read::read_to_string(&mut entry, &mut dockerfile).unwrap();
+            }
+            names.push(name);
+        }
+        for want in [
+            "Cargo.toml",
+            "Cargo.lock",
+            "crates/bottle-sidecar/Cargo.toml",
+            "crates/bottle-sidecar/src/main.rs",
+            "crates/bottle-egress/src/lib.rs",
+            "crates/bottle-gitgate/src/lib.rs",
+            "crates/bottle-tls/src/lib.rs",
+        ] {
+            assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+        }
+        // Only what the sidecar needs: not the CLI, not the backend, no tests.
+        assert!(!names.iter().any(|n| n.starts_with("crates/bot-bottle/")));
+        assert!(!names
+            .iter()
+            .any(|n| n.starts_with("crates/bottle-backend/")));
+        assert!(!names.iter().any(|n| n.contains("/tests/")));
+        assert!(dockerfile.contains("AS build") && dockerfile.contains("COPY --from=build"));
+        assert!(dockerfile.contains("cargo build --release -p bottle-sidecar"));
+        assert!(sidecar_source_tag().starts_with("bot-bottle/sidecar:src-"));
+    }
 }

@@ -46,7 +46,10 @@ use crate::{
     LogSource, Result, UpRequest,
 };
 
-pub use image::{sidecar_tag, SIDECAR_DOCKERFILE};
+pub use image::{
+    choose_origin, host_binary_mismatch, sidecar_source_tag, sidecar_tag, SidecarBuild,
+    SidecarOrigin, SIDECAR_DOCKERFILE,
+};
 pub use net::{
     control_url, egress_subnet, endpoints, internal_subnet, isolated_network, sidecar_egress_ip,
     sidecar_internal_ip, verify_no_host_address, INDEX_KIND, MAX_INDEX,
@@ -68,6 +71,8 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct DockerBackend {
     docker: Docker,
     sidecar_binary: Option<PathBuf>,
+    /// How the sidecar image gets its binary; `None`: `BOT_BOTTLE_SIDECAR_BUILD`.
+    sidecar_build: Option<SidecarBuild>,
     /// Per bottle, the env values that come from the host or the terminal (`${VAR}`,
     /// `?prompt`): handed to each agent process through the exec API, never put in the
     /// container's config, which the engine keeps on disk.
@@ -83,6 +88,7 @@ impl DockerBackend {
         Ok(Self {
             docker,
             sidecar_binary: None,
+            sidecar_build: None,
             session_env: Default::default(),
         })
     }
@@ -92,6 +98,76 @@ impl DockerBackend {
     pub fn with_sidecar_binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.sidecar_binary = Some(path.into());
         self
+    }
+
+    /// Chooses how the sidecar image gets its binary instead of `BOT_BOTTLE_SIDECAR_BUILD`.
+    pub fn with_sidecar_build(mut self, build: SidecarBuild) -> Self {
+        self.sidecar_build = Some(build);
+        self
+    }
+
+    /// Where the sidecar image's binary comes from (see [`image::choose_origin`]): a binary
+    /// given with [`Self::with_sidecar_binary`] wins; otherwise the mode decides, asking the
+    /// engine its platform when the host binary might do.
+    pub async fn sidecar_origin(&self) -> Result<SidecarOrigin> {
+        let build = match self.sidecar_build {
+            Some(b) => b,
+            None => SidecarBuild::from_env()?,
+        };
+        if build != SidecarBuild::Source {
+            // A binary named outright (here or in BOT_BOTTLE_SIDECAR_BIN) is used as it is: on
+            // macOS that is how a cross-built Linux binary is brought.
+            if let Some(p) = &self.sidecar_binary {
+                return Ok(SidecarOrigin::Binary(p.clone()));
+            }
+            if std::env::var_os("BOT_BOTTLE_SIDECAR_BIN").is_some() {
+                return crate::find_sidecar_binary().map(SidecarOrigin::Binary);
+            }
+        }
+        let mismatch = match build {
+            SidecarBuild::Auto => {
+                let v = self
+                    .docker
+                    .version()
+                    .await
+                    .map_err(engine("version".to_string()))?;
+                host_binary_mismatch(
+                    std::env::consts::OS,
+                    std::env::consts::ARCH,
+                    v.os.as_deref().unwrap_or("linux"),
+                    v.arch.as_deref().unwrap_or_default(),
+                )
+            }
+            SidecarBuild::Binary | SidecarBuild::Source => None,
+        };
+        choose_origin(build, mismatch, crate::find_sidecar_binary())
+    }
+
+    /// Builds (or reuses) the sidecar image; returns its tag.
+    pub async fn ensure_sidecar_image(
+        &self,
+        labels: &HashMap<String, String>,
+        progress: bool,
+    ) -> Result<String> {
+        let origin = self.sidecar_origin().await?;
+        let tag = match &origin {
+            SidecarOrigin::Binary(b) => image::sidecar_tag(b)?,
+            SidecarOrigin::Source => image::sidecar_source_tag(),
+        };
+        let context = || match &origin {
+            SidecarOrigin::Binary(b) => image::sidecar_context(b),
+            SidecarOrigin::Source => image::sidecar_source_context(),
+        };
+        let origin_label = match &origin {
+            SidecarOrigin::Binary(b) => b.display().to_string(),
+            SidecarOrigin::Source => "source".to_string(),
+        };
+        let mut labels = labels.clone();
+        labels.insert(image::LABEL_SIDECAR_ORIGIN.into(), origin_label.clone());
+        if image::ensure(&self.docker, &tag, context, &labels, progress).await? {
+            image::prune_sidecar_images(&self.docker, &origin_label, &tag).await;
+        }
+        Ok(tag)
     }
 
     /// The engine client (tests and `doctor` use it for checks of their own).
@@ -110,20 +186,9 @@ impl DockerBackend {
 
     /// Builds (or reuses) the sidecar and agent images.
     pub async fn ensure_images(&self, req: &UpRequest<'_>) -> Result<String> {
-        let binary = match &self.sidecar_binary {
-            Some(p) => p.clone(),
-            None => crate::find_sidecar_binary()?,
-        };
-        let sidecar_tag = image::sidecar_tag(&binary)?;
         let labels = Self::labels(&req.plan.slug, None);
         let plan = req.plan;
-        let sidecar = image::ensure(
-            &self.docker,
-            &sidecar_tag,
-            || image::sidecar_context(&binary),
-            &labels,
-            req.progress,
-        );
+        let sidecar = self.ensure_sidecar_image(&labels, req.progress);
         let agent = image::ensure(
             &self.docker,
             &plan.image.tag,
@@ -131,7 +196,7 @@ impl DockerBackend {
             &labels,
             req.progress,
         );
-        tokio::try_join!(sidecar, agent)?;
+        let (sidecar_tag, _) = tokio::try_join!(sidecar, agent)?;
         Ok(sidecar_tag)
     }
 

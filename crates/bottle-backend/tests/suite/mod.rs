@@ -3,3 +3,4 @@ mod attacks;
 mod git;
 mod harness;
 mod lifecycle;
+mod sidecar_image;
