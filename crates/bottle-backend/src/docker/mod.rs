@@ -26,7 +26,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, EndpointIpamConfig, EndpointSettings,
-    HostConfig, NetworkConnectRequest, NetworkingConfig,
+    HostConfig, NetworkConnectRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, InspectNetworkOptions,
@@ -35,7 +35,9 @@ use bollard::query_parameters::{
 };
 use bollard::Docker;
 use bottle_config::SidecarConfig;
-use bottle_plan::{AgentPlan, ResourceNames, LABEL_MANAGED, LABEL_SLUG, SIDECAR_HOST};
+use bottle_plan::{
+    AgentPlan, ResourceNames, CONTROL_PORT, HEALTH_PORT, LABEL_MANAGED, LABEL_SLUG, SIDECAR_HOST,
+};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,6 +75,10 @@ pub struct DockerBackend {
     sidecar_binary: Option<PathBuf>,
     /// How the sidecar image gets its binary; `None`: `BOT_BOTTLE_SIDECAR_BUILD`.
     sidecar_build: Option<SidecarBuild>,
+    /// Whether the host reaches the sidecar's control API and health endpoint through ports
+    /// published on its loopback instead of the egress bridge address (see
+    /// [`Self::with_published_operator_ports`]).
+    publish_operator_ports: bool,
     /// Per bottle, the env values that come from the host or the terminal (`${VAR}`,
     /// `?prompt`): handed to each agent process through the exec API, never put in the
     /// container's config, which the engine keeps on disk.
@@ -89,6 +95,7 @@ impl DockerBackend {
             docker,
             sidecar_binary: None,
             sidecar_build: None,
+            publish_operator_ports: !cfg!(target_os = "linux"),
             session_env: Default::default(),
         })
     }
@@ -97,6 +104,16 @@ impl DockerBackend {
     /// [`crate::find_sidecar_binary`].
     pub fn with_sidecar_binary(mut self, path: impl Into<PathBuf>) -> Self {
         self.sidecar_binary = Some(path.into());
+        self
+    }
+
+    /// Publishes the sidecar's control and health ports on the host's loopback (ephemeral
+    /// ports, read back after each start) for the host to reach them there. The default off
+    /// Linux, where the engine runs in a VM (Docker Desktop) and a bridge address is not routed
+    /// to the host; on Linux the host reaches the egress bridge address directly, which spares
+    /// the engine a port proxy per port at every start.
+    pub fn with_published_operator_ports(mut self, publish: bool) -> Self {
+        self.publish_operator_ports = publish;
         self
     }
 
@@ -235,12 +252,27 @@ impl DockerBackend {
             stdin_once: Some(true),
             tty: Some(false),
             labels: Some(Self::labels(&req.plan.slug, Some("sidecar"))),
+            exposed_ports: self
+                .publish_operator_ports
+                .then(|| operator_ports().collect()),
             host_config: Some(HostConfig {
                 binds: Some(vec![
                     format!("{}:{SIDECAR_AUDIT_DIR}:rw", req.audit_dir.display()),
                     format!("{}:{SIDECAR_STATE_DIR}:rw", req.state_dir.display()),
                 ]),
                 network_mode: Some(r.egress_network.clone()),
+                port_bindings: self.publish_operator_ports.then(|| {
+                    operator_ports()
+                        .map(|p| {
+                            let binding = PortBinding {
+                                host_ip: Some("127.0.0.1".into()),
+                                // Empty: the engine picks a free port.
+                                host_port: Some(String::new()),
+                            };
+                            (p, Some(vec![binding]))
+                        })
+                        .collect()
+                }),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),
@@ -677,13 +709,58 @@ impl DockerBackend {
         net::verify_no_host_address(&r.internal_network, (net, len))?;
         self.start_sidecar(&r.sidecar_container, req.sidecar)
             .await?;
-        self.wait_healthy(&r.sidecar_container, req.sidecar.health_listen)
-            .await?;
-        Ok(HostAccess {
-            control_url: net::control_url(req.index)?,
-            sidecar_ip: std::net::IpAddr::V4(net::sidecar_egress_ip(req.index)?),
-        })
+        self.reach_sidecar(req).await
     }
+
+    /// How the host reaches the started sidecar (its egress address, or the ports the engine
+    /// published on loopback for this start), once its health endpoint answers there.
+    async fn reach_sidecar(&self, req: &UpRequest<'_>) -> Result<HostAccess> {
+        let name = &req.plan.resources.sidecar_container;
+        let (access, health) = if self.publish_operator_ports {
+            let c = self
+                .docker
+                .inspect_container(name, None)
+                .await
+                .map_err(engine(format!("inspect {name}")))?;
+            let ports = c.network_settings.and_then(|n| n.ports).unwrap_or_default();
+            let published = |port: u16| -> Result<SocketAddr> {
+                ports
+                    .get(&format!("{port}/tcp"))
+                    .and_then(|b| b.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter(|b| b.host_ip.as_deref() == Some("127.0.0.1"))
+                    .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok())
+                    .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+                    .ok_or_else(|| Error::Setup {
+                        step: format!("read the host port published for {name}'s port {port}"),
+                        code: -1,
+                        output: format!("the engine reports {ports:?}"),
+                    })
+            };
+            let control = published(CONTROL_PORT)?;
+            let access = HostAccess {
+                control_url: format!("http://{control}"),
+                sidecar_ip: control.ip(),
+            };
+            (access, published(HEALTH_PORT)?)
+        } else {
+            let access = HostAccess {
+                control_url: net::control_url(req.index)?,
+                sidecar_ip: std::net::IpAddr::V4(net::sidecar_egress_ip(req.index)?),
+            };
+            (access, req.sidecar.health_listen)
+        };
+        self.wait_healthy(name, health).await?;
+        Ok(access)
+    }
+}
+
+/// The sidecar ports the host uses (supervise control API, health), as the engine names them.
+fn operator_ports() -> impl Iterator<Item = String> {
+    [CONTROL_PORT, HEALTH_PORT]
+        .into_iter()
+        .map(|p| format!("{p}/tcp"))
 }
 
 /// One `GET /healthz`; true on a 200.
@@ -957,23 +1034,20 @@ impl Backend for DockerBackend {
                 });
             }
         }
-        if self.container_state(&r.sidecar_container).await? == ContainerState::Running {
+        let access = if self.container_state(&r.sidecar_container).await? == ContainerState::Running
+        {
             // A running sidecar already has its config; nothing to hand over again.
-            self.wait_healthy(&r.sidecar_container, req.sidecar.health_listen)
-                .await?;
+            self.reach_sidecar(&req).await?
         } else {
-            self.start_existing(&req).await?;
-        }
+            self.start_existing(&req).await?
+        };
         if self.container_state(&r.agent_container).await? != ContainerState::Running {
             self.docker
                 .start_container(&r.agent_container, None)
                 .await
                 .map_err(engine(format!("start {}", r.agent_container)))?;
         }
-        Ok(HostAccess {
-            control_url: net::control_url(req.index)?,
-            sidecar_ip: std::net::IpAddr::V4(net::sidecar_egress_ip(req.index)?),
-        })
+        Ok(access)
     }
 
     async fn down(&self, slug: &str) -> Result<DownReport> {

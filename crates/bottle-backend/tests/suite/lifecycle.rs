@@ -206,3 +206,68 @@ async fn stop_then_resume_keeps_the_provisioned_guest() {
     // The sidecar's audit folder on the host got its log lines.
     assert!(audit.join("sidecar.jsonl").is_file());
 }
+
+/// Where a bridge address is not routed to the host (Docker Desktop's VM), the host reaches the
+/// sidecar's control API and health through ports published on its loopback: bound to
+/// 127.0.0.1 only, read back after every start (a resumed sidecar gets new ones), and serving
+/// the operator there. Forced on here; off Linux it is the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_ports_published_on_loopback_serve_the_control_api() {
+    let (slug, index, plan, sidecar, agent_env, home) =
+        harness::prepare("published", Opts::default());
+    let backend = harness::backend().await.with_published_operator_ports(true);
+    let b = harness::Bottle {
+        slug: slug.clone(),
+        index,
+        plan,
+        sidecar,
+        token: String::new(),
+        backend: backend.clone(),
+        home,
+    };
+    let audit = b.home.path().join("audit");
+    let state = b.home.path().join("sidecar");
+    let req = || bottle_backend::UpRequest {
+        plan: &b.plan,
+        sidecar: &b.sidecar,
+        agent_env: &agent_env,
+        audit_dir: &audit,
+        state_dir: &state,
+        index,
+        progress: false,
+    };
+    let b = &b;
+    let check = |access: bottle_backend::HostAccess| async move {
+        let addr: std::net::SocketAddr = access
+            .control_url
+            .strip_prefix("http://")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(addr.ip().is_loopback(), "{access:?}");
+        let (status, page) = b.control_at(addr, "GET", "/requests", None).await;
+        assert_eq!(status, 200, "{page}");
+        // Published on loopback only: the engine's own record says so.
+        let inspect = std::process::Command::new("docker")
+            .args([
+                "inspect",
+                "--format",
+                "{{json .NetworkSettings.Ports}}",
+                &b.plan.resources.sidecar_container,
+            ])
+            .output()
+            .unwrap();
+        let ports = String::from_utf8_lossy(&inspect.stdout);
+        assert!(
+            ports.contains(&format!("\"HostPort\":\"{}\"", addr.port())),
+            "{ports}"
+        );
+        assert!(
+            !ports.contains("0.0.0.0") && !ports.contains("\"::\""),
+            "{ports}"
+        );
+    };
+    check(backend.up(req()).await.unwrap()).await;
+    backend.stop(&slug).await.unwrap();
+    check(backend.resume(req()).await.unwrap()).await;
+}
