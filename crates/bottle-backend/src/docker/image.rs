@@ -320,6 +320,26 @@ pub async fn ensure(
     Ok(true)
 }
 
+/// Label of the from-source build's compile stage (images/sidecar/Dockerfile.source).
+pub const LABEL_BUILD_STAGE: &str = "bot-bottle.sidecar-build-stage";
+
+/// Removes what the from-source build's compile stage left: its images are untagged once the
+/// sidecar image is built and hold the toolchain and the build output (≈ 2 GB). Errors are
+/// ignored, as in [`prune_sidecar_images`].
+pub async fn prune_build_stage(docker: &Docker) {
+    let filters = HashMap::from([
+        ("dangling".to_string(), vec!["true".to_string()]),
+        (
+            "label".to_string(),
+            vec![format!("{LABEL_BUILD_STAGE}=true")],
+        ),
+    ]);
+    let opts = bollard::query_parameters::PruneImagesOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let _ = docker.prune_images(Some(opts)).await;
+}
+
 /// Label on a sidecar image naming where its binary came from (the binary's path, or
 /// `source`): a newer build from the same origin makes the older images of it obsolete.
 pub const LABEL_SIDECAR_ORIGIN: &str = "bot-bottle.sidecar-origin";

@@ -183,6 +183,9 @@ impl DockerBackend {
         labels.insert(image::LABEL_SIDECAR_ORIGIN.into(), origin_label.clone());
         if image::ensure(&self.docker, &tag, context, &labels, progress).await? {
             image::prune_sidecar_images(&self.docker, &origin_label, &tag).await;
+            if origin == SidecarOrigin::Source {
+                image::prune_build_stage(&self.docker).await;
+            }
         }
         Ok(tag)
     }

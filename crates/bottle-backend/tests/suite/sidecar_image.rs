@@ -47,6 +47,15 @@ async fn sidecar_image_builds_from_source_and_its_binary_runs() {
         text.contains("git version") && text.contains("OpenSSH"),
         "{text}"
     );
+
+    // The compile stage's images (toolchain and build output) are gone once the image is built.
+    let left = Command::new("docker")
+        .args(["images", "-q", "--filter", "dangling=true", "--filter"])
+        .arg("label=bot-bottle.sidecar-build-stage=true")
+        .output()
+        .unwrap();
+    let left = String::from_utf8_lossy(&left.stdout);
+    assert!(left.trim().is_empty(), "build-stage images left: {left}");
 }
 
 fn image_exists(tag: &str) -> bool {
@@ -84,10 +93,17 @@ async fn a_rebuilt_sidecar_binary_replaces_its_older_images() {
 
     rebuild(1_000_000);
     let first = backend.ensure_sidecar_image(&labels, false).await.unwrap();
-    // A container made from the first image (as a kept bottle's sidecar would be).
-    let holder = format!("bb-test-prune-{}", std::process::id());
+    // A container made from the first image (as a kept bottle's sidecar would be), removed
+    // even when an assertion fails.
+    struct Holder(String);
+    impl Drop for Holder {
+        fn drop(&mut self) {
+            let _ = Command::new("docker").args(["rm", "-f", &self.0]).output();
+        }
+    }
+    let holder = Holder(format!("bb-test-prune-{}", std::process::id()));
     let created = Command::new("docker")
-        .args(["create", "--name", &holder, &first])
+        .args(["create", "--name", &holder.0, &first])
         .output()
         .unwrap();
     assert!(created.status.success());
@@ -96,7 +112,7 @@ async fn a_rebuilt_sidecar_binary_replaces_its_older_images() {
     let second = backend.ensure_sidecar_image(&labels, false).await.unwrap();
     assert_ne!(first, second);
     assert!(image_exists(&first), "an image in use must stay");
-    let _ = Command::new("docker").args(["rm", "-f", &holder]).output();
+    drop(holder);
 
     rebuild(3_000_000);
     let third = backend.ensure_sidecar_image(&labels, false).await.unwrap();
