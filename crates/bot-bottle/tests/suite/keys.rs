@@ -270,6 +270,9 @@ fn deploy_key_is_registered_kept_from_the_agent_and_revoked_at_exit() {
 
     // From inside: neither the private key nor the forge token is anywhere the agent can read.
     // The armour's first body line is the same for every key, so the search uses the others.
+    // The search patterns are these test values themselves, so they reach the guest with the
+    // script: the processes' environ and cmdline are copied first, before grep holds them, and
+    // the shell reads the script from stdin (no argv, no history file).
     let private = std::fs::read_to_string(&key_file).unwrap();
     let body: Vec<&str> = private
         .lines()

@@ -325,7 +325,9 @@ pub const LABEL_BUILD_STAGE: &str = "bot-bottle.sidecar-build-stage";
 
 /// Removes what the from-source build's compile stage left: its images are untagged once the
 /// sidecar image is built and hold the toolchain and the build output (≈ 2 GB). Errors are
-/// ignored, as in [`prune_sidecar_images`].
+/// ignored, as in [`prune_sidecar_images`]. Another CLI version compiling its own sidecar at
+/// the same moment could lose its finished compile stage between its two stages and fail; it
+/// succeeds when run again (a rare race, accepted for the disk it saves).
 pub async fn prune_build_stage(docker: &Docker) {
     let filters = HashMap::from([
         ("dangling".to_string(), vec!["true".to_string()]),

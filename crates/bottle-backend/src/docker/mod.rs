@@ -167,17 +167,14 @@ impl DockerBackend {
         progress: bool,
     ) -> Result<String> {
         let origin = self.sidecar_origin().await?;
-        let tag = match &origin {
-            SidecarOrigin::Binary(b) => image::sidecar_tag(b)?,
-            SidecarOrigin::Source => image::sidecar_source_tag(),
+        // The tag, and the origin label that tells which older images this one replaces.
+        let (tag, origin_label) = match &origin {
+            SidecarOrigin::Binary(b) => (image::sidecar_tag(b)?, b.display().to_string()),
+            SidecarOrigin::Source => (image::sidecar_source_tag(), "source".to_string()),
         };
         let context = || match &origin {
             SidecarOrigin::Binary(b) => image::sidecar_context(b),
             SidecarOrigin::Source => image::sidecar_source_context(),
-        };
-        let origin_label = match &origin {
-            SidecarOrigin::Binary(b) => b.display().to_string(),
-            SidecarOrigin::Source => "source".to_string(),
         };
         let mut labels = labels.clone();
         labels.insert(image::LABEL_SIDECAR_ORIGIN.into(), origin_label.clone());

@@ -300,6 +300,44 @@ pub struct Bottle {
     pub token: String,
     pub backend: DockerBackend,
     pub home: tempfile::TempDir,
+    /// The agent env the resolve gave (host values included), for [`Bottle::request`].
+    pub agent_env: Vec<(String, Secret)>,
+    audit_dir: PathBuf,
+    state_dir: PathBuf,
+}
+
+impl Bottle {
+    /// The `up` / `resume` request for this bottle.
+    pub fn request(&self) -> UpRequest<'_> {
+        UpRequest {
+            plan: &self.plan,
+            sidecar: &self.sidecar,
+            agent_env: &self.agent_env,
+            audit_dir: &self.audit_dir,
+            state_dir: &self.state_dir,
+            index: self.index,
+            progress: false,
+        }
+    }
+}
+
+/// A bottle planned and resolved for `backend` but not started; like a started one it is torn
+/// down when dropped.
+pub fn unstarted(tag: &str, opts: Opts, backend: DockerBackend) -> Bottle {
+    let token = opts.token.clone();
+    let (slug, index, plan, sidecar, agent_env, home) = prepare(tag, opts);
+    Bottle {
+        slug,
+        index,
+        plan,
+        sidecar,
+        token,
+        backend,
+        audit_dir: home.path().join("audit"),
+        state_dir: home.path().join("sidecar"),
+        home,
+        agent_env,
+    }
 }
 
 impl Drop for Bottle {
@@ -323,7 +361,7 @@ pub fn slug(tag: &str) -> String {
 }
 
 /// Prepares (plan, config) without starting anything.
-pub fn prepare(
+fn prepare(
     tag: &str,
     opts: Opts,
 ) -> (
@@ -375,31 +413,10 @@ pub async fn start(tag: &str, mut opts: Opts) -> Bottle {
     if opts.extra_roots.is_none() {
         opts.extra_roots = Some(tls.ca_pem.clone());
     }
-    let token = opts.token.clone();
-    let (slug, index, plan, sidecar, agent_env, home) = prepare(tag, opts);
-    let backend = backend().await;
-    let bottle = Bottle {
-        slug: slug.clone(),
-        index,
-        plan,
-        sidecar,
-        token,
-        backend: backend.clone(),
-        home,
-    };
-    let audit = bottle.home.path().join("audit");
-    let state = bottle.home.path().join("sidecar");
+    let bottle = unstarted(tag, opts, backend().await);
     tokio::time::timeout(
         Duration::from_secs(900),
-        backend.up(UpRequest {
-            plan: &bottle.plan,
-            sidecar: &bottle.sidecar,
-            agent_env: &agent_env,
-            audit_dir: &audit,
-            state_dir: &state,
-            index,
-            progress: false,
-        }),
+        bottle.backend.up(bottle.request()),
     )
     .await
     .expect("up timed out")

@@ -160,40 +160,21 @@ async fn start_killed_midway_is_cleaned_by_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_then_resume_keeps_the_provisioned_guest() {
-    let (slug, index, plan, sidecar, agent_env, home) = harness::prepare("resume", Opts::default());
-    let backend = harness::backend().await;
     // The guard tears down even if an assertion fails.
-    let b = harness::Bottle {
-        slug: slug.clone(),
-        index,
-        plan,
-        sidecar,
-        token: String::new(),
-        backend: backend.clone(),
-        home,
-    };
+    let b = harness::unstarted("resume", Opts::default(), harness::backend().await);
+    let (backend, slug) = (&b.backend, &b.slug);
     let audit = b.home.path().join("audit");
-    let state = b.home.path().join("sidecar");
-    let req = || bottle_backend::UpRequest {
-        plan: &b.plan,
-        sidecar: &b.sidecar,
-        agent_env: &agent_env,
-        audit_dir: &audit,
-        state_dir: &state,
-        index,
-        progress: false,
-    };
-    backend.up(req()).await.unwrap();
+    backend.up(b.request()).await.unwrap();
     b.sh("echo kept > ~/work/marker").await;
-    backend.stop(&slug).await.unwrap();
-    let st = backend.status(&slug).await.unwrap();
+    backend.stop(slug).await.unwrap();
+    let st = backend.status(slug).await.unwrap();
     assert_eq!(st.summary(), "stopped", "{st:?}");
-    let access = backend.resume(req()).await.unwrap();
+    let access = backend.resume(b.request()).await.unwrap();
     assert!(
         access.control_url.starts_with("http://10.214."),
         "{access:?}"
     );
-    let st = backend.status(&slug).await.unwrap();
+    let st = backend.status(slug).await.unwrap();
     assert_eq!(st.summary(), "running", "{st:?}");
     let out = b.sh("cat ~/work/marker; curl -s -o /dev/null -w '%{http_code}' --max-time 20 http://unrouted.example.test/").await;
     let text = out.stdout_text();
@@ -213,29 +194,8 @@ async fn stop_then_resume_keeps_the_provisioned_guest() {
 /// the operator there. Forced on here; off Linux it is the default.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_ports_published_on_loopback_serve_the_control_api() {
-    let (slug, index, plan, sidecar, agent_env, home) =
-        harness::prepare("published", Opts::default());
     let backend = harness::backend().await.with_published_operator_ports(true);
-    let b = harness::Bottle {
-        slug: slug.clone(),
-        index,
-        plan,
-        sidecar,
-        token: String::new(),
-        backend: backend.clone(),
-        home,
-    };
-    let audit = b.home.path().join("audit");
-    let state = b.home.path().join("sidecar");
-    let req = || bottle_backend::UpRequest {
-        plan: &b.plan,
-        sidecar: &b.sidecar,
-        agent_env: &agent_env,
-        audit_dir: &audit,
-        state_dir: &state,
-        index,
-        progress: false,
-    };
+    let b = harness::unstarted("published", Opts::default(), backend);
     let b = &b;
     let check = |access: bottle_backend::HostAccess| async move {
         let addr: std::net::SocketAddr = access
@@ -267,7 +227,7 @@ async fn operator_ports_published_on_loopback_serve_the_control_api() {
             "{ports}"
         );
     };
-    check(backend.up(req()).await.unwrap()).await;
-    backend.stop(&slug).await.unwrap();
-    check(backend.resume(req()).await.unwrap()).await;
+    check(b.backend.up(b.request()).await.unwrap()).await;
+    b.backend.stop(&b.slug).await.unwrap();
+    check(b.backend.resume(b.request()).await.unwrap()).await;
 }
